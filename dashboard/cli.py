@@ -1,0 +1,140 @@
+"""`python -m dashboard COMMAND`: init-db, seed, etl, run, report (see README "CLI reference").
+
+Errors a user can cause (bad arguments, unreachable database, non-empty target) print one line
+and exit 2; nothing is half-written.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+
+from dashboard.settings import Settings
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
+def _datetime(text: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date/time: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dashboard", description="ChipChip Pulse")
+    p.add_argument("--database-url", help="overrides DATABASE_URL")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("init-db", help="create missing tables (never alters existing ones)")
+    s = sub.add_parser("seed", help="generate and load demo data")
+    s.add_argument("--scale", type=_positive(float), default=None, help="1 = ChipChip's size (default DEMO_SCALE)")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--months", type=_positive(int), default=12)
+    s.add_argument("--end", type=_datetime, default=None, help="UTC end of the data (default: now)")
+    s.add_argument("--force", action="store_true", help="replace existing data")
+    s.add_argument("--if-empty", action="store_true", help="do nothing when data exists (make run)")
+    e = sub.add_parser("etl", help="incremental ETL into the reporting tables")
+    mode = e.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--once", action="store_true")
+    mode.add_argument("--follow", action="store_true")
+    mode.add_argument("--rebuild", action="store_true")
+    e.add_argument("--interval", type=_positive(float), default=10.0, help="poll seconds (--follow)")
+    r = sub.add_parser("run", help="serve the dashboard (development server)")
+    r.add_argument("--host", default="127.0.0.1")
+    r.add_argument("--port", type=int, default=8050)
+    r.add_argument("--debug", action="store_true")
+    from dashboard.cli_report import add_report_parser
+    add_report_parser(sub)
+    return p
+
+
+def _engine(settings: Settings):
+    from data_access.db import check_connection, make_engine
+    engine = make_engine(settings.database_url, settings.statement_timeout_ms)
+    check_connection(engine)
+    return engine
+
+
+def cmd_init_db(settings, args):
+    from data_access.db import init_db
+    created = init_db(_engine(settings))
+    print(f"created {len(created)} tables: {', '.join(created) or '(none, all present)'}")
+
+
+def cmd_seed(settings, args):
+    from data_access.db import init_db, source_row_count
+    from pipeline.demo_data import DemoSpec
+    from pipeline.seed import TargetNotEmpty, seed
+    engine = _engine(settings)
+    if args.if_empty:
+        init_db(engine)
+        if source_row_count(engine):
+            print("database already has data; not seeding")
+            return
+    spec = DemoSpec(scale=args.scale or settings.demo_scale,
+                    seed=settings.demo_seed if args.seed is None else args.seed,
+                    months=args.months, end=args.end)
+    try:
+        out = seed(engine, spec, settings.timezone, force=args.force)
+    except TargetNotEmpty as exc:
+        raise CliError(str(exc)) from None
+    print(f"seeded {out['rows']:,} rows ({out['orders']:,} orders) at scale {spec.scale:g}")
+
+
+def cmd_etl(settings, args):
+    from dashboard.progress import Progress
+    from pipeline import etl
+    engine = _engine(settings)
+    if args.follow:
+        from pipeline.follow import follow
+        return follow(engine, settings, args.interval)
+    bar = Progress("etl", 1.0)
+    run = etl.rebuild if args.rebuild else etl.run_once
+    res = run(engine, settings.timezone, progress=lambda d, t: bar.update(d / max(t, 1), f"{d:,} orders"))
+    bar.close()
+    print(f"etl: {res.orders:,} orders, {res.lines:,} lines, {res.quarantined} quarantined, "
+          f"{res.batches} batches, {res.rows_per_second:,.0f} orders/s")
+
+
+def cmd_run(settings, args):
+    from dashboard.app import create_app
+    app = create_app(settings)
+    app.run(host=args.host, port=args.port, debug=args.debug)
+
+
+COMMANDS = {"init-db": cmd_init_db, "seed": cmd_seed, "etl": cmd_etl, "run": cmd_run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from data_access.db import DatabaseUnavailable
+    try:
+        settings = Settings.from_env()
+        if args.database_url:
+            settings = settings.with_(database_url=args.database_url)
+        if args.command == "report":
+            from dashboard.cli_report import cmd_report
+            cmd_report(settings, args, _engine)
+        else:
+            COMMANDS[args.command](settings, args)
+    except (CliError, DatabaseUnavailable, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

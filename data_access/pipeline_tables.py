@@ -1,0 +1,2 @@
+"""Tables of the real-time pipeline (group state, events, refunds, alerts) — see pipeline/."""
+from __future__ import annotations

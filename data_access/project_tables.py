@@ -1,0 +1,78 @@
+"""The project's own tables: facts and rollups the ETL maintains, and pipeline state.
+
+They live beside ChipChip's tables and never alter them: schema `pulse` on PostgreSQL, a
+`pulse_` prefix in SQLite (the schema is translated away there, see db.execution_options).
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from data_access.schema import MONEY, PROJECT_SCHEMA, TS, UUID, metadata
+
+S = PROJECT_SCHEMA
+
+# One row per sold line: a group order is one line; an individual order has one line per
+# personal_cart_item, its total_amount shared out by the items' list value. Only rows whose
+# order and cart rows are not soft-deleted appear. Every sales question reads this table
+# (or the daily rollup below) instead of joining six source tables per request.
+order_lines = sa.Table(
+    "pulse_order_lines", metadata,
+    sa.Column("order_id", UUID, primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("local_day", sa.Date, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("deal_type", sa.String(10), nullable=False),  # 'group' | 'individual'
+    sa.Column("payment_method", sa.String(30)),
+    sa.Column("user_id", UUID, nullable=False),
+    sa.Column("group_id", UUID),
+    sa.Column("group_deal_id", UUID),
+    sa.Column("product_id", UUID, nullable=False),
+    sa.Column("vendor_id", UUID, nullable=False),
+    sa.Column("category_id", UUID, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("revenue", MONEY, nullable=False),
+    sa.Column("order_total", MONEY, nullable=False),
+    sa.Index("ix_pol_status_created", "status", "created_at"),
+    sa.Index("ix_pol_vendor_created", "vendor_id", "created_at"),
+    sa.Index("ix_pol_user", "user_id"),
+    sa.Index("ix_pol_day", "local_day"),
+    schema=S,
+)
+
+# Daily rollup: local day x product x deal type x status (vendor and category carried along).
+daily_sales = sa.Table(
+    "pulse_daily_sales", metadata,
+    sa.Column("local_day", sa.Date, primary_key=True),
+    sa.Column("product_id", UUID, primary_key=True),
+    sa.Column("deal_type", sa.String(10), primary_key=True),
+    sa.Column("status", sa.String(20), primary_key=True),
+    sa.Column("vendor_id", UUID, nullable=False),
+    sa.Column("category_id", UUID, nullable=False),
+    sa.Column("orders", sa.Integer, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("revenue", MONEY, nullable=False),
+    sa.Index("ix_pds_vendor_day", "vendor_id", "local_day"),
+    schema=S,
+)
+
+# Key/value state: ETL watermark, data version (bumped by every run that changed something).
+meta = sa.Table(
+    "pulse_meta", metadata,
+    sa.Column("key", sa.String(60), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+    schema=S,
+)
+
+# Rows the ETL refused, with the reason; shown on the Operations page.
+quarantine = sa.Table(
+    "pulse_quarantine", metadata,
+    sa.Column("source_table", sa.String(40), primary_key=True),
+    sa.Column("source_id", sa.String(36), primary_key=True),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("detected_at", TS, nullable=False),
+    schema=S,
+)
+
+PROJECT_TABLES = [order_lines, daily_sales, meta, quarantine]
