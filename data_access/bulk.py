@@ -38,8 +38,8 @@ def _copy_postgres(conn: sa.Connection, table: str, df: pd.DataFrame, columns: l
     for c in columns:
         if pd.api.types.is_datetime64_any_dtype(out[c]):
             arr = np.datetime_as_string(out[c].to_numpy(dtype="datetime64[us]"), unit="us").astype(object)
-            arr[out[c].isna().to_numpy()] = None
-            out[c] = pd.Series(arr, index=out.index).map(lambda v: None if v is None else v + "+00")
+            arr[out[c].isna().to_numpy()] = None  # the session runs in UTC: no offset needed
+            out[c] = arr
     out.to_csv(buf, index=False, header=False, na_rep="\\N")
     buf.seek(0)
     cur = conn.connection.dbapi_connection.cursor()
