@@ -1,0 +1,76 @@
+"""What every page callback shares: services lookup, scope, input parsing, error containment."""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+
+from dash import no_update
+
+from components import widgets
+from data_access.db import DatabaseUnavailable
+from data_access.filters import MANAGER, Filters, Scope, Window, parse_date
+
+log = logging.getLogger(__name__)
+MAX_DAYS = 3 * 366
+
+
+def services(app):
+    return app.server.extensions["pulse"]
+
+
+def current_scope() -> Scope:
+    """The caller's vendor scope, from the server-side session only (never a callback input)."""
+    try:
+        from flask_login import current_user
+        user = current_user._get_current_object()
+    except Exception:  # no login manager (tests of pure callbacks) or outside a request
+        return MANAGER
+    if getattr(user, "is_authenticated", False) and getattr(user, "role", None) == "vendor":
+        return Scope(user.vendor_id)
+    return MANAGER
+
+
+def parse_filters(data, tz: str) -> tuple[Window, Filters]:
+    """Window and Filters from the filters store; ValueError with a user-facing message."""
+    if not isinstance(data, dict):
+        raise ValueError("Choose a date range to see data")
+    start, end = parse_date(data.get("start"), "start date"), parse_date(data.get("end"), "end date")
+    if end < start:
+        raise ValueError(f"The end date {end} is before the start date {start}")
+    if (end - start).days > MAX_DAYS:
+        raise ValueError("Choose a range of at most three years")
+    filters = Filters.of(data.get("vendor"), data.get("product"), data.get("category"))
+    return Window.days(start, end, tz), filters
+
+
+def as_of_for(window: Window) -> dt.datetime:
+    """Metrics of a past window are as of its end; of the current one, as of now."""
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return min(window.end, now)
+
+
+def figure_message(text: str, _color: str):
+    return widgets.empty_figure(text)
+
+
+def guarded(n_outputs: int, message_at: int, render=widgets.message):
+    """Contain errors: bad input -> its message; outage -> 'data source unavailable'; a bug ->
+    a generic message (logged with its traceback). Never a traceback in the page."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except ValueError as exc:
+                text, color = str(exc), "warning"
+            except DatabaseUnavailable:
+                text, color = "Data source unavailable — these figures could not be refreshed", "danger"
+            except Exception:  # noqa: BLE001 - last line of defence for the page
+                log.exception("callback %s failed", fn.__name__)
+                text, color = "Something went wrong while computing this view; it has been logged", "danger"
+            out = [no_update] * n_outputs
+            out[message_at] = render(text, color)
+            return tuple(out) if n_outputs > 1 else out[0]
+        return inner
+    return wrap

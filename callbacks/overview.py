@@ -1,0 +1,64 @@
+"""Overview: KPI cards with change vs the previous equal period, trend, metric comparison."""
+from __future__ import annotations
+
+from dash import Input, Output
+
+from callbacks.common import as_of_for, current_scope, figure_message, guarded, parse_filters, services
+from components import overview as view
+from components.ids import Overview, Shell
+from data_access import sales
+
+
+def overview_kpis(conn, scope, window, as_of, filters, nearing_hours):
+    """KPI dict for one window; the metrics layer's summary plus live group counts."""
+    try:
+        from data_access.metrics import kpi_summary
+    except ImportError:  # metrics layer not present yet: totals only
+        totals = sales.sales_totals(conn, window, filters, scope)
+        out = {"revenue": totals["revenue"], "completed_orders": totals["orders"]}
+    else:
+        out = dict(kpi_summary(conn, window, as_of, filters=filters, scope=scope))
+    try:
+        from data_access.groups import group_status_counts
+        counts = group_status_counts(conn, as_of, nearing_hours, filters=filters, scope=scope)
+        out["active_groups"] = counts.get("active")
+    except ImportError:
+        pass
+    return out
+
+
+def comparison_series(conn, scope, window, as_of, filters, freq):
+    from data_access.metrics import kpi_series
+    return kpi_series(conn, window, as_of, freq=freq, filters=filters, scope=scope)
+
+
+def register(app):
+    svc = services(app)
+
+    @app.callback(Output(Overview.KPIS, "children"), Output(Overview.TREND, "figure"),
+                  Output(Overview.MESSAGE, "children"),
+                  Input(Shell.FILTERS, "data"), Input(Shell.VERSION, "data"))
+    @guarded(3, 2)
+    def update_overview(filters_data, version):
+        window, filters = parse_filters(filters_data, svc.settings.timezone)
+        scope, as_of = current_scope(), as_of_for(window)
+        hours = svc.settings.nearing_expiry_hours
+        kw = dict(filters=filters, nearing_hours=hours)
+        current = svc.query(overview_kpis, scope, version, window=window, as_of=as_of, **kw)
+        prev_window = window.previous()
+        previous = svc.query(overview_kpis, scope, version, window=prev_window, as_of=prev_window.end, **kw)
+        previous.pop("active_groups", None)  # a live count has no previous-period meaning
+        daily = svc.query(sales.daily_sales, scope, version, window=window, filters=filters)
+        return view.kpi_cards(current, previous), view.trend_figure(daily), None
+
+    @app.callback(Output(Overview.COMPARE, "figure"), Input(Shell.FILTERS, "data"),
+                  Input(Shell.VERSION, "data"), Input(Shell.METRICS, "value"))
+    @guarded(1, 0, figure_message)
+    def update_comparison(filters_data, version, metrics):
+        window, filters = parse_filters(filters_data, svc.settings.timezone)
+        metrics = [m for m in (metrics or []) if m in view.COMPARABLE]
+        days = (window.end - window.start).days
+        freq = "day" if days <= 62 else "week" if days <= 370 else "month"
+        series = svc.query(comparison_series, current_scope(), version, window=window,
+                           as_of=as_of_for(window), filters=filters, freq=freq)
+        return view.comparison_figure(series, metrics)

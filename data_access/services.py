@@ -1,0 +1,148 @@
+"""Per-app data services: a lazily created engine, the data version, and cached queries.
+
+Caching wraps data_access functions, keyed by function, arguments, data version and the
+caller's vendor scope (passed in explicitly: a cached function never reads the session).
+When the database is down, the last version's cached results keep the pages alive and
+`stale_since` tells the UI to say so.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+import time
+
+import sqlalchemy as sa
+from flask_caching import Cache
+
+from data_access.db import DatabaseUnavailable, make_engine
+from data_access.dialect import to_utc_naive
+from data_access.filters import Scope
+from data_access.meta import DATA_VERSION_KEY
+
+log = logging.getLogger(__name__)
+DB_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, DatabaseUnavailable)
+
+
+def cache_config(settings) -> dict:
+    if settings.cache_type == "RedisCache" and settings.cache_redis_url:
+        return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": settings.cache_redis_url,
+                "CACHE_DEFAULT_TIMEOUT": settings.cache_timeout_seconds, "CACHE_KEY_PREFIX": "pulse:"}
+    if settings.cache_type == "FileSystemCache":
+        return {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": settings.cache_dir or "data/cache",
+                "CACHE_DEFAULT_TIMEOUT": settings.cache_timeout_seconds, "CACHE_THRESHOLD": 5000}
+    return {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": settings.cache_timeout_seconds,
+            "CACHE_THRESHOLD": 2000}
+
+
+class Services:
+    def __init__(self, settings, server=None):
+        self.settings = settings
+        self.cache = Cache(config=cache_config(settings))
+        if server is not None:
+            self.cache.init_app(server)
+        self._engine = None
+        self._lock = threading.Lock()
+        self.last_version: int | None = None
+        self.last_ok_at: dt.datetime | None = None
+        self.stale_since: dt.datetime | None = None
+        self.auto_etl = settings.is_embedded
+        self.latency = LatencyLog()
+
+    def record_latency(self, path: str, ms: float) -> None:
+        self.latency.add(path, ms)
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = make_engine(self.settings.database_url, self.settings.statement_timeout_ms)
+        return self._engine
+
+    def connect(self):
+        return self.engine.connect()
+
+    # -- data version -------------------------------------------------------------------------
+    def _read_version(self) -> int:
+        """One cheap query. In embedded mode, source rows newer than the ETL watermark are
+        folded in first (incremental ETL), so the demo stays live without a separate process."""
+        from data_access.dialect import project_table
+        with self.connect() as conn:
+            meta = project_table(conn, "pulse_meta")
+            row = conn.execute(sa.text(
+                f"SELECT (SELECT value FROM {meta} WHERE key = :v), (SELECT value FROM {meta} WHERE key = :w), "
+                f"(SELECT MAX(updated_at) FROM orders)"), {"v": DATA_VERSION_KEY, "w": "etl_watermark"}).one()
+        version, watermark, newest = row
+        if self.auto_etl and newest is not None and (watermark is None or _ts(newest) > _ts(watermark)):
+            from pipeline import etl
+            with self._lock:
+                etl.run_once(self.engine, self.settings.timezone)
+            return self._read_version()
+        return int(version or 0)
+
+    def version(self) -> int:
+        """Current data version; on a database error, the last one seen (and mark stale)."""
+        try:
+            v = self._read_version()
+        except DB_ERRORS as exc:
+            if self.stale_since is None:
+                self.stale_since = dt.datetime.now(dt.timezone.utc)
+                log.warning("data source unavailable: %s", str(exc).splitlines()[0])
+            if self.last_version is None:
+                raise DatabaseUnavailable("the data source is unavailable") from None
+            return self.last_version
+        self.last_version, self.stale_since = v, None
+        self.last_ok_at = dt.datetime.now(dt.timezone.utc)
+        return v
+
+    # -- cached queries -----------------------------------------------------------------------
+    def query(self, fn, scope: Scope, version: int | None = None, **kwargs):
+        """fn(conn, scope=scope, **kwargs), cached by (fn, kwargs, data version, scope)."""
+        version = self.version() if version is None else version
+        raw = f"{fn.__module__}.{fn.__qualname__}|v{version}|s:{scope.key}|{sorted(kwargs.items())!r}"
+        key = "q:" + hashlib.sha1(raw.encode()).hexdigest()
+        try:
+            hit = self.cache.get(key)
+        except Exception as exc:  # e.g. Redis down: compute instead of failing the page
+            log.warning("cache unavailable: %s", exc)
+            hit = None
+        if hit is not None:
+            return hit
+        if self.stale_since is not None:
+            raise DatabaseUnavailable("the data source is unavailable and this view is not cached")
+        started = time.perf_counter()
+        try:
+            with self.connect() as conn:
+                result = fn(conn, scope=scope, **kwargs)
+        except DB_ERRORS:
+            self.stale_since = self.stale_since or dt.datetime.now(dt.timezone.utc)
+            raise DatabaseUnavailable("the data source is unavailable") from None
+        log.debug("%s took %.1f ms", fn.__qualname__, (time.perf_counter() - started) * 1000)
+        try:
+            self.cache.set(key, result)
+        except Exception as exc:
+            log.warning("cache unavailable: %s", exc)
+        return result
+
+
+def _ts(value) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return to_utc_naive(value)
+
+
+class LatencyLog:
+    """Recent request latencies in memory (bounded); the pipeline persists them for alerts."""
+
+    def __init__(self, size: int = 2000):
+        from collections import deque
+        self.samples = deque(maxlen=size)
+
+    def add(self, path: str, ms: float) -> None:
+        self.samples.append((time.time(), path, ms))
+
+    def percentile(self, q: float) -> float | None:
+        values = sorted(ms for _, _, ms in self.samples)
+        return values[min(len(values) - 1, int(q * len(values)))] if values else None
