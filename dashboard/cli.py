@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import sys
 
 from dashboard.settings import Settings
@@ -22,8 +23,8 @@ def _positive(kind):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
         return value
     return parse
 
@@ -35,8 +36,15 @@ def _datetime(text: str) -> dt.datetime:
         raise argparse.ArgumentTypeError(f"not an ISO date/time: {text!r}") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments print one line (the usage stays in --help), like every other user error."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dashboard", description="ChipChip Pulse")
+    p = _Parser(prog="python -m dashboard", description="ChipChip Pulse")
     p.add_argument("--database-url", help="overrides DATABASE_URL")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("init-db", help="create missing tables (never alters existing ones)")
