@@ -54,7 +54,7 @@ def figure_message(text: str, _color: str):
     return widgets.empty_figure(text)
 
 
-def guarded(n_outputs: int, message_at: int, render=widgets.message):
+def guarded(n_outputs: int, message_at: int, render=widgets.message, on_error: dict | None = None):
     """Contain errors: bad input -> its message; outage -> 'data source unavailable'; a bug ->
     a generic message (logged with its traceback). Never a traceback in the page."""
     def wrap(fn):
@@ -70,6 +70,8 @@ def guarded(n_outputs: int, message_at: int, render=widgets.message):
                 log.exception("callback %s failed", fn.__name__)
                 text, color = "Something went wrong while computing this view; it has been logged", "danger"
             out = [no_update] * n_outputs
+            for index, value in (on_error or {}).items():
+                out[index] = value
             out[message_at] = render(text, color)
             return tuple(out) if n_outputs > 1 else out[0]
         return inner

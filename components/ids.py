@@ -56,6 +56,7 @@ class Forecast:
     GRAPH = "forecast-graph"
     BACKTEST = "forecast-backtest"
     MESSAGE = "forecast-message"
+    POLL = "forecast-poll"
 
 
 class Operations:
