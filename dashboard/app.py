@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
+import secrets
 import time
 
 import dash
 from dash import Dash
 from flask import Flask, g, request
 
+from dashboard.auth import init_auth
 from dashboard.settings import PROJECT_ROOT, Settings
 from data_access.services import Services
 
@@ -43,12 +45,28 @@ def _default_dates(svc: Services, tz: str) -> tuple[dt.date, dt.date]:
     return end - dt.timedelta(days=29), end
 
 
+def _secret_key(settings: Settings) -> str:
+    """Production refuses to start without SECRET_KEY; demo mode keeps a random one on disk so
+    sessions survive restarts."""
+    if settings.secret_key:
+        return settings.secret_key
+    if not settings.is_embedded:
+        raise RuntimeError("SECRET_KEY must be set when DATABASE_URL points at a production database")
+    path = PROJECT_ROOT / "data" / ".demo_secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def create_app(settings: Settings | None = None) -> Dash:
     settings = settings or Settings.from_env()
     server = Flask(__name__)
-    server.config["SECRET_KEY"] = settings.secret_key or "demo-only-not-secret"
+    server.config["SECRET_KEY"] = _secret_key(settings)
     svc = Services(settings, server)
     server.extensions["pulse"] = svc
+    init_auth(server, svc, settings.require_login)
 
     app = Dash(__name__, server=server, use_pages=True, pages_folder="", title="ChipChip Pulse",
                assets_folder=str(PROJECT_ROOT / "assets"), suppress_callback_exceptions=True)

@@ -66,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--port", type=int, default=8050)
     r.add_argument("--debug", action="store_true")
     from dashboard.cli_report import add_report_parser
+    from dashboard.cli_users import add_users_parser
     add_report_parser(sub)
+    add_users_parser(sub)
     return p
 
 
@@ -121,6 +123,14 @@ def cmd_etl(settings, args):
 def cmd_run(settings, args):
     from dashboard.app import create_app
     app = create_app(settings)
+    if settings.is_demo and settings.require_login:
+        from dashboard.auth import ensure_demo_accounts
+        from data_access.db import init_db
+        svc = app.server.extensions["pulse"]
+        init_db(svc.engine)
+        for username, password, role in ensure_demo_accounts(svc.engine):
+            print(f"demo {role} account: {username} / {password}  (shown once; change with "
+                  f"`python -m dashboard users set-password {username}`)", flush=True)
     app.run(host=args.host, port=args.port, debug=args.debug)
 
 
@@ -138,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from dashboard.cli_report import cmd_report
             cmd_report(settings, args, _engine)
+        elif args.command == "users":
+            from dashboard.cli_users import cmd_users
+            cmd_users(settings, args, _engine)
         else:
             COMMANDS[args.command](settings, args)
     except (CliError, DatabaseUnavailable, ValueError) as exc:

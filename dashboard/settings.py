@@ -40,7 +40,13 @@ class Settings:
     demo_scale: float = 1.0
     demo_seed: int = 42
     statement_timeout_ms: int = 10_000
+    require_login: bool = True
     extra: dict = field(default_factory=dict)
+
+    @property
+    def is_demo(self) -> bool:
+        """Demo mode: embedded SQLite and no secret configured (make run on a laptop)."""
+        return self.is_embedded and not self.secret_key
 
     @property
     def is_embedded(self) -> bool:
@@ -67,4 +73,5 @@ class Settings:
             demo_scale=_number(env, "DEMO_SCALE", 1.0),
             demo_seed=_number(env, "DEMO_SEED", 42, int),
             statement_timeout_ms=_number(env, "STATEMENT_TIMEOUT_MS", 10_000, int),
+            require_login=(get("REQUIRE_LOGIN") or "1").lower() not in ("0", "false", "no"),
         )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from data_access import pipeline_tables, project_tables  # noqa: F401  (register project tables on metadata)
+from data_access import accounts, pipeline_tables, project_tables  # noqa: F401  (register project tables on metadata)
 from data_access.schema import PROJECT_SCHEMA, SOURCE_TABLES, metadata, orders
 
 

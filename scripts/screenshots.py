@@ -1,15 +1,19 @@
 """Headless Chromium screenshots of every page at 1440x900: `python scripts/screenshots.py URL OUTDIR`.
 
+Set PULSE_USER / PULSE_PASSWORD to sign in first.
+
 Used to look at the pages as a person does (see README). Waits for the graphs to render.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.common.by import By
 
 PAGES = ["/", "/groups", "/products", "/customers", "/forecast", "/operations"]
 
@@ -29,6 +33,12 @@ def main(base: str, outdir: str, pages: list[str], wait: float) -> None:
     out.mkdir(parents=True, exist_ok=True)
     d = driver()
     try:
+        if os.environ.get("PULSE_USER"):
+            d.get(base.rstrip("/") + "/login")
+            d.find_element(By.ID, "username").send_keys(os.environ["PULSE_USER"])
+            d.find_element(By.ID, "password").send_keys(os.environ["PULSE_PASSWORD"])
+            d.find_element(By.ID, "login-submit").click()
+            time.sleep(1)
         for page in pages:
             d.get(base.rstrip("/") + page)
             time.sleep(wait)
