@@ -27,7 +27,6 @@ help:
 # The venv is made once; requirements are (re)installed only when a requirements file changes.
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 
 $(VENV)/.installed-runtime: requirements.txt | $(PY)
 	$(PY) -m pip install -q -r requirements.txt
