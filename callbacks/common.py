@@ -6,6 +6,7 @@ import functools
 import logging
 
 from dash import no_update
+from dash.exceptions import PreventUpdate
 
 from components import widgets
 from data_access.db import DatabaseUnavailable
@@ -44,6 +45,13 @@ def parse_filters(data, tz: str) -> tuple[Window, Filters]:
     return Window.days(start, end, tz), filters
 
 
+def require_version(version) -> int:
+    """Pages draw once the first refresh has read the data version (not before and again after)."""
+    if version is None:
+        raise PreventUpdate
+    return version
+
+
 def as_of_for(window: Window) -> dt.datetime:
     """Metrics of a past window are as of its end; of the current one, as of now."""
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -62,6 +70,8 @@ def guarded(n_outputs: int, message_at: int, render=widgets.message, on_error: d
         def inner(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
+            except PreventUpdate:
+                raise
             except ValueError as exc:
                 text, color = str(exc), "warning"
             except DatabaseUnavailable:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dash import Input, Output, State, no_update
 
-from callbacks.common import current_scope, figure_message, guarded, services
+from callbacks.common import current_scope, figure_message, guarded, require_version, services
 from components import forecast as view
 from components import widgets
 from components.ids import Forecast, Shell
@@ -43,6 +43,7 @@ def register(app):
                   State(Forecast.POLL, "disabled"))
     @guarded(4, 0, figure_message, on_error={1: None, 3: True})
     def update_forecast(kind, item, metric, horizon, version, _tick, _poll_disabled):
+        require_version(version)
         result = forecasts.get(current_scope(), kind, item, metric, horizon, version)
         if not isinstance(result, ForecastView):
             return widgets.empty_figure(result.message), no_update, None, False

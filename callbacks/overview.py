@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dash import Input, Output
 
-from callbacks.common import as_of_for, current_scope, figure_message, guarded, parse_filters, services
+from callbacks.common import (as_of_for, current_scope, figure_message, guarded, parse_filters,
+                              require_version, services)
 from components import overview as view
 from components.ids import Overview, Shell
 from data_access import sales
@@ -40,6 +41,7 @@ def register(app):
                   Input(Shell.FILTERS, "data"), Input(Shell.VERSION, "data"))
     @guarded(3, 2)
     def update_overview(filters_data, version):
+        require_version(version)
         window, filters = parse_filters(filters_data, svc.settings.timezone)
         scope, as_of = current_scope(), as_of_for(window)
         hours = svc.settings.nearing_expiry_hours
@@ -55,6 +57,7 @@ def register(app):
                   Input(Shell.VERSION, "data"), Input(Shell.METRICS, "value"))
     @guarded(1, 0, figure_message)
     def update_comparison(filters_data, version, metrics):
+        require_version(version)
         window, filters = parse_filters(filters_data, svc.settings.timezone)
         metrics = [m for m in (metrics or []) if m in view.COMPARABLE]
         days = (window.end - window.start).days
