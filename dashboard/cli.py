@@ -9,6 +9,7 @@ import argparse
 import datetime as dt
 import math
 import sys
+from functools import partial
 
 from dashboard.settings import Settings
 
@@ -61,15 +62,36 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--follow", action="store_true")
     mode.add_argument("--rebuild", action="store_true")
     e.add_argument("--interval", type=_positive(float), default=10.0, help="poll seconds (--follow)")
+    e.add_argument("--batch-rows", type=_positive(int), default=50_000, help="orders per committed batch (--once)")
     r = sub.add_parser("run", help="serve the dashboard (development server)")
     r.add_argument("--host", default="127.0.0.1")
     r.add_argument("--port", type=int, default=8050)
     r.add_argument("--debug", action="store_true")
+    _add_pipeline_parsers(sub)
     from dashboard.cli_report import add_report_parser
     from dashboard.cli_users import add_users_parser
     add_report_parser(sub)
     add_users_parser(sub)
     return p
+
+
+def _add_pipeline_parsers(sub) -> None:
+    """refunds, sweep, simulate, alerts: the real-time pipeline's one-shot commands."""
+    f = sub.add_parser("refunds", help="refund queue; --process runs the refund workers")
+    f.add_argument("--process", action="store_true")
+    f.add_argument("--workers", type=_positive(int), default=1)
+    f.add_argument("--failure-rate", type=float, default=0.0, help="simulated gateway failures (0..1)")
+    f.add_argument("--latency-ms", type=float, default=20.0, help="simulated gateway latency")
+    f.add_argument("--max-attempts", type=_positive(int), default=3)
+    f.add_argument("--batch", type=_positive(int), default=50)
+    sub.add_parser("sweep", help="expire overdue groups (with their refunds), flag nearing expiry, detect anomalies")
+    m = sub.add_parser("simulate", help="insert live demo traffic through ChipChip's tables")
+    m.add_argument("--rate", type=_positive(float), required=True, help="actions per second")
+    m.add_argument("--duration", type=_positive(float), default=None, help="seconds (default: until Ctrl-C)")
+    m.add_argument("--seed", type=int, default=0)
+    a = sub.add_parser("alerts", help="alert log; --evaluate checks the rules once")
+    a.add_argument("--evaluate", action="store_true")
+    a.add_argument("--rules", default=None, help="rules file (default config/alert_rules.json)")
 
 
 def _engine(settings: Settings):
@@ -81,8 +103,11 @@ def _engine(settings: Settings):
 
 def cmd_init_db(settings, args):
     from data_access.db import init_db
-    created = init_db(_engine(settings))
+    engine = _engine(settings)
+    created = init_db(engine)
     print(f"created {len(created)} tables: {', '.join(created) or '(none, all present)'}")
+    from pipeline.group_tracking import install
+    print(f"group tracking installed ({install(engine, settings.nearing_expiry_hours):,} groups derived)")
 
 
 def cmd_seed(settings, args):
@@ -113,7 +138,7 @@ def cmd_etl(settings, args):
         from pipeline.follow import follow
         return follow(engine, settings, args.interval)
     bar = Progress("etl", 1.0)
-    run = etl.rebuild if args.rebuild else etl.run_once
+    run = etl.rebuild if args.rebuild else partial(etl.run_once, batch_rows=args.batch_rows)
     res = run(engine, settings.timezone, progress=lambda d, t: bar.update(d / max(t, 1), f"{d:,} orders"))
     bar.close()
     print(f"etl: {res.orders:,} orders, {res.lines:,} lines, {res.quarantined} quarantined, "
@@ -134,7 +159,51 @@ def cmd_run(settings, args):
     app.run(host=args.host, port=args.port, debug=args.debug)
 
 
-COMMANDS = {"init-db": cmd_init_db, "seed": cmd_seed, "etl": cmd_etl, "run": cmd_run}
+def cmd_refunds(settings, args):
+    from data_access.operations import refund_queue
+    engine = _engine(settings)
+    if args.process:
+        from pipeline.refunds import SimulatedGateway, run_workers
+        gateway = SimulatedGateway(latency_ms=args.latency_ms, failure_rate=args.failure_rate)
+        st = run_workers(engine, gateway, workers=args.workers, batch=args.batch, max_attempts=args.max_attempts)
+        print(f"refunds: {st.processed} processed, {st.failed} failed, {st.retried} retries, "
+              f"{st.recovered} expired claims recovered, {st.seconds:.1f}s with {args.workers} worker(s)")
+    queue = refund_queue(engine)
+    print(queue.to_string(index=False) if len(queue) else "refund queue empty")
+
+
+def cmd_sweep(settings, args):
+    from pipeline import anomalies, group_tracking
+    engine = _engine(settings)
+    r = group_tracking.sweep(engine, settings.nearing_expiry_hours)
+    found = anomalies.run(engine, settings.timezone)
+    print(f"sweep: {r.refreshed} groups rederived, {r.nearing} nearing expiry, {r.expired} expired, "
+          f"{r.refunds} refunds created; {len(found)} anomalies")
+
+
+def cmd_simulate(settings, args):
+    from pipeline.simulate import simulate
+    s = simulate(_engine(settings), args.rate, args.duration, args.seed)
+    print(f"simulated {s.seconds:.0f}s: {s.groups} groups, {s.joins} joins, {s.completed} completed, "
+          f"{s.expired} expired, {s.individual} individual orders, {s.users} new users")
+
+
+def cmd_alerts(settings, args):
+    from data_access.operations import alert_log
+    engine = _engine(settings)
+    if args.evaluate:
+        from pipeline import alerts
+        values, sent = alerts.run(engine, settings.timezone, args.rules)
+        for k, v in values.items():
+            print(f"{k:34} {'no data' if v is None else f'{v:,.3f}'}")
+        for a in sent:
+            print(f"{a['state'].upper()}: {a['rule']} ({a['severity']}) value {a['value']:.3g}")
+    log = alert_log(engine, 20)
+    print(log.to_string(index=False) if len(log) else "no alerts fired")
+
+
+COMMANDS = {"init-db": cmd_init_db, "seed": cmd_seed, "etl": cmd_etl, "run": cmd_run, "refunds": cmd_refunds,
+            "sweep": cmd_sweep, "simulate": cmd_simulate, "alerts": cmd_alerts}
 
 
 def main(argv: list[str] | None = None) -> int:
