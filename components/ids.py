@@ -67,6 +67,7 @@ class Operations:
     ALERTS = "ops-alerts"
     QUARANTINE = "ops-quarantine"
     MESSAGE = "ops-message"
+    CARDS = "ops-cards"
 
 
 def kpi(name: str) -> dict:

@@ -105,5 +105,7 @@ def _instrument(server: Flask, svc: Services) -> None:
     def _stop(response):
         started = getattr(g, "pulse_started", None)
         if started is not None and request.path.startswith("/_dash-update-component"):
-            svc.record_latency(request.path, (time.perf_counter() - started) * 1000)
+            body = request.get_json(silent=True) or {}
+            output = str(body.get("output", ""))[:120] if isinstance(body, dict) else ""
+            svc.record_latency(f"callback:{output}", (time.perf_counter() - started) * 1000)
         return response

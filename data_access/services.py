@@ -49,9 +49,27 @@ class Services:
         self.stale_since: dt.datetime | None = None
         self.auto_etl = settings.is_embedded
         self.latency = LatencyLog()
+        self._flushed_at = time.time()
 
     def record_latency(self, path: str, ms: float) -> None:
+        """Keep in memory; persist in batches (every 30 s) for the latency alert, never per request."""
         self.latency.add(path, ms)
+        if time.time() - self._flushed_at >= 30:
+            self.flush_latency()
+
+    def flush_latency(self) -> None:
+        from data_access.pipeline_tables import request_metrics
+        self._flushed_at = time.time()
+        rows = self.latency.drain()
+        if not rows:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(request_metrics), [
+                    {"path": p[:200], "ms": ms, "at": dt.datetime.fromtimestamp(t, dt.timezone.utc).replace(tzinfo=None)}
+                    for t, p, ms in rows])
+        except Exception as exc:  # metrics are best effort: never fail a request for them
+            log.debug("could not persist request metrics: %s", exc)
 
     @property
     def engine(self) -> sa.Engine:
@@ -139,9 +157,15 @@ class LatencyLog:
     def __init__(self, size: int = 2000):
         from collections import deque
         self.samples = deque(maxlen=size)
+        self.unsaved: list = []
 
     def add(self, path: str, ms: float) -> None:
         self.samples.append((time.time(), path, ms))
+        self.unsaved.append((time.time(), path, ms))
+
+    def drain(self) -> list:
+        rows, self.unsaved = self.unsaved, []
+        return rows
 
     def percentile(self, q: float) -> float | None:
         values = sorted(ms for _, _, ms in self.samples)

@@ -83,7 +83,7 @@ def _group_orders(rng, gc: pd.DataFrame, groups: pd.DataFrame, end_us: int) -> p
     n = len(gc)
     g = groups.iloc[gc["g"].to_numpy()]
     derived = g["derived"].to_numpy()
-    created = gc["join_us"].to_numpy() + rng.integers(5, 120, n) * 1_000_000
+    created = np.minimum(gc["join_us"].to_numpy() + rng.integers(5, 120, n) * 1_000_000, end_us - 2)
     r = rng.random(n)
     delay = (np.clip(rng.lognormal(np.log(6), 0.8, n), 0.5, 72) * US_PER_H).astype(np.int64)
     done_at = np.maximum(g["goal_us"].to_numpy(), created) + delay
