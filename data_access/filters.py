@@ -40,6 +40,8 @@ class Filters:
         def norm(v):
             if v in (None, "", []):
                 return ()
+            if not isinstance(v, (str, list, tuple)):
+                raise ValueError("invalid filter value")
             items = (v,) if isinstance(v, str) else tuple(v)
             if len(items) > 500 or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in items):
                 raise ValueError("invalid filter value")

@@ -242,7 +242,10 @@ def _users(rng, scale: float, pop: Population) -> None:
     w = day_weights(pop.days, pop.holiday_dates) * np.linspace(0.6, 1.4, len(pop.days))
     w[:30] *= 2.5
     day = np.sort(rng.choice(len(pop.days), size=n, p=w / w.sum()))
-    signup = np.sort(pop.sample_times(day))
+    signup = pop.sample_times(day)
+    late = signup >= pop.end_us  # the last local day runs past the data end: nobody signs up later
+    signup[late] = pop.end_us - rng.integers(1, 6 * 3600, late.sum()) * 1_000_000
+    signup = np.sort(signup)
     signup[0] = pop.day_start_us[0]
     month = ((signup - pop.day_start_us[0]) // (30 * US_PER_DAY)).astype(int)
     p_stay = rng.uniform(0.32, 0.78, month.max() + 1)[month]  # month-1 retention by cohort

@@ -217,8 +217,6 @@ def test_payment_methods_nulls_and_soft_deletes(frames):
             assert (df["created_at"] < END).all() and (df["updated_at"] < END).all(), name
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: pipeline/demo_population._users samples signups over the "
-                   "whole last local day, so a few users sign up after DemoSpec.end (in the future when end=now)")
 def test_nothing_is_created_after_the_data_end(frames):
     users = frames["users"]
     assert (users["created_at"] < END).all(), users[users["created_at"] >= END][["id", "created_at"]]
