@@ -278,8 +278,8 @@ def refresh_changed(engine: sa.Engine, now: dt.datetime, full: bool = False, ove
                 "SELECT id FROM groups WHERE updated_at > :lo UNION "
                 "SELECT group_id FROM groups_carts WHERE updated_at > :lo"), {"lo": bind_ts(conn, lo)}).scalars()]
         refresh(conn, ids, now, notify=not full)
-        if hi is not None:
-            set_meta(conn, WATERMARK_KEY, hi.isoformat())
+        if hi is not None:  # rows changed after `now` (a derivation in the past) are seen again later
+            set_meta(conn, WATERMARK_KEY, min(hi, to_utc_naive(now)).isoformat())
         if ids:
             bump_version(conn)
     return len(ids)
