@@ -10,7 +10,9 @@ crash cannot pay twice at a real gateway. Every attempt writes an audit row.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
+import socket
 import threading
 import time
 import uuid
@@ -218,7 +220,7 @@ def run_workers(engine: sa.Engine, gateway: PaymentGateway, workers: int = 2, **
 
     def run(i):
         try:
-            results[i] = process(engine, gateway, worker_id=f"worker-{i + 1}", **kwargs)
+            results[i] = process(engine, gateway, worker_id=f"{socket.gethostname()}:{os.getpid()}:{i + 1}", **kwargs)
         except BaseException as exc:  # re-raised in the caller: a dead worker is never silent
             errors.append(exc)
 
