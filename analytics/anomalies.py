@@ -56,8 +56,8 @@ def volume_residuals(daily: pd.DataFrame, min_days: int = 28) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     level = s.shift(1).rolling(7, min_periods=4).median()
     ratio = (s / level.replace(0, np.nan))
-    factor = ratio.groupby(s.index.weekday).median().reindex(range(7)).fillna(1.0)
-    expected = level * factor.to_numpy()[s.index.weekday]
+    factor = ratio.groupby(s.index.day_of_week).median().reindex(range(7)).fillna(1.0)
+    expected = level * factor.to_numpy()[s.index.day_of_week]
     residual = np.log1p(s) - np.log1p(expected)
     out = pd.DataFrame({"day": s.index.date, "orders": s.to_numpy(), "expected": expected.to_numpy(),
                         "residual": residual.to_numpy()})
