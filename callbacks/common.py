@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import json
 import logging
+
+import plotly.graph_objects as go
 
 from dash import no_update
 from dash.exceptions import PreventUpdate
@@ -60,6 +64,35 @@ def as_of_for(window: Window) -> dt.datetime:
 
 def figure_message(text: str, _color: str):
     return widgets.empty_figure(text)
+
+
+def cached_output(svc):
+    """Memoize a page callback's rendered outputs by (callback, inputs, caller's scope).
+
+    The data version is one of the inputs, so new data means new entries. Building Plotly
+    figures costs tens of ms; a warm page is then a cache lookup. Errors are never cached.
+    """
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args):
+            raw = f"{fn.__module__}.{fn.__name__}|{current_scope().key}|{json.dumps(args, sort_keys=True, default=str)}"
+            key = "out:" + hashlib.sha1(raw.encode()).hexdigest()
+            try:
+                hit = svc.cache.get(key)
+            except Exception:  # noqa: BLE001 - a broken cache only costs time
+                hit = None
+            if hit is not None:
+                return hit
+            out = fn(*args)
+            out = tuple(o.to_dict() if isinstance(o, go.Figure) else o for o in out) if isinstance(out, tuple) \
+                else (out.to_dict() if isinstance(out, go.Figure) else out)
+            try:
+                svc.cache.set(key, out)
+            except Exception:  # noqa: BLE001
+                pass
+            return out
+        return inner
+    return wrap
 
 
 def guarded(n_outputs: int, message_at: int, render=widgets.message, on_error: dict | None = None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dash import Input, Output
 
-from callbacks.common import current_scope, guarded, require_version, services
+from callbacks.common import cached_output, current_scope, guarded, require_version, services
 from components import operations as view
 from components.ids import Operations, Shell
 from data_access import operations as ops
@@ -44,6 +44,7 @@ def register(app):
 
     @app.callback(*outputs, Input(Shell.VERSION, "data"))
     @guarded(len(outputs), len(outputs) - 1)
+    @cached_output(svc)
     def update_operations(version):
         require_version(version)
         scope = current_scope()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dash import Input, Output
 
-from callbacks.common import (as_of_for, current_scope, figure_message, guarded, parse_filters,
+from callbacks.common import (as_of_for, cached_output, current_scope, figure_message, guarded, parse_filters,
                               require_version, services)
 from components import overview as view
 from components.ids import Overview, Shell
@@ -40,6 +40,7 @@ def register(app):
                   Output(Overview.MESSAGE, "children"),
                   Input(Shell.FILTERS, "data"), Input(Shell.VERSION, "data"))
     @guarded(3, 2)
+    @cached_output(svc)
     def update_overview(filters_data, version):
         require_version(version)
         window, filters = parse_filters(filters_data, svc.settings.timezone)
@@ -56,6 +57,7 @@ def register(app):
     @app.callback(Output(Overview.COMPARE, "figure"), Input(Shell.FILTERS, "data"),
                   Input(Shell.VERSION, "data"), Input(Shell.METRICS, "value"))
     @guarded(1, 0, figure_message)
+    @cached_output(svc)
     def update_comparison(filters_data, version, metrics):
         require_version(version)
         window, filters = parse_filters(filters_data, svc.settings.timezone)

@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     from dashboard.cli_users import add_users_parser
     add_report_parser(sub)
     add_users_parser(sub)
+    b = sub.add_parser("bench", help="benchmark callbacks, refresh, forecast, ETL and the naive approach")
+    b.add_argument("--scale", type=_positive(float), default=1.0)
+    b.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    b.add_argument("--bench-url", default=None, help="use this database instead of building one")
+    b.add_argument("--repeat", type=_positive(int), default=20)
+    b.add_argument("--json", default=None, help="write the results as JSON here")
     return p
 
 
@@ -145,6 +151,12 @@ def cmd_etl(settings, args):
           f"{res.batches} batches, {res.rows_per_second:,.0f} orders/s")
 
 
+def cmd_bench(settings, args):
+    from dashboard import bench
+    results = bench.run(args.scale, args.db, args.bench_url, args.repeat, args.json)
+    print(bench.table(results))
+
+
 def cmd_run(settings, args):
     from dashboard.app import create_app
     app = create_app(settings)
@@ -202,7 +214,7 @@ def cmd_alerts(settings, args):
     print(log.to_string(index=False) if len(log) else "no alerts fired")
 
 
-COMMANDS = {"init-db": cmd_init_db, "seed": cmd_seed, "etl": cmd_etl, "run": cmd_run, "refunds": cmd_refunds,
+COMMANDS = {"bench": cmd_bench, "init-db": cmd_init_db, "seed": cmd_seed, "etl": cmd_etl, "run": cmd_run, "refunds": cmd_refunds,
             "sweep": cmd_sweep, "simulate": cmd_simulate, "alerts": cmd_alerts}
 
 
