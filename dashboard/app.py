@@ -12,6 +12,7 @@ import dash
 from dash import Dash
 from flask import Flask, g, request
 
+from dashboard.audit_routes import init_audit_routes
 from dashboard.auth import init_auth
 from dashboard.settings import PROJECT_ROOT, Settings
 from data_access.services import Services
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     svc = Services(settings, server)
     server.extensions["pulse"] = svc
     init_auth(server, svc, settings.require_login)
+    init_audit_routes(server)
 
     app = Dash(__name__, server=server, use_pages=True, pages_folder="", title="ChipChip Pulse",
                assets_folder=str(PROJECT_ROOT / "assets"), suppress_callback_exceptions=True)
