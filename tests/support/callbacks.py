@@ -19,6 +19,8 @@ def text_of(component) -> str:
         return component
     if hasattr(component, "to_plotly_json") and hasattr(component, "layout") and hasattr(component, "data"):
         return " ".join(a.text or "" for a in component.layout.annotations)
+    if isinstance(component, dict) and "layout" in component:  # a figure as a dict
+        return " ".join(a.get("text", "") for a in component["layout"].get("annotations", []))
     if isinstance(component, (list, tuple)):
         return " ".join(text_of(c) for c in component)
     return text_of(getattr(component, "children", None))
