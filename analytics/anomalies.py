@@ -44,9 +44,13 @@ def robust_z(x: np.ndarray) -> np.ndarray:
 
 
 def volume_residuals(daily: pd.DataFrame, min_days: int = 28) -> pd.DataFrame:
-    """Expected orders per day from the level (median of the 7 days before: a spike never hides
-    in its own baseline, and the newest day is judged like any other) times the weekday factor, and the robust z-score of the log residual. `daily`: columns day, orders (complete
-    days only). Returns day, orders, expected, residual, z (empty when history is too short)."""
+    """Expected orders per day = weekday factor x level, and the robust z-score of the log residual.
+
+    The weekday factors are medians (over all weeks) of the day's ratio to its centred 7-day mean;
+    the level is the median of the 7 *previous* deseasonalised days, so a spike never hides in its
+    own baseline and the newest day is judged like any other. `daily`: columns day, orders
+    (complete days only). Returns day, orders, expected, residual, z (empty: too little history).
+    """
     cols = ["day", "orders", "expected", "residual", "z"]
     if daily is None or len(daily) == 0:
         return pd.DataFrame(columns=cols)
@@ -54,10 +58,12 @@ def volume_residuals(daily: pd.DataFrame, min_days: int = 28) -> pd.DataFrame:
     s = s.reindex(pd.date_range(s.index.min(), s.index.max(), freq="D"), fill_value=0.0)
     if len(s) < min_days:
         return pd.DataFrame(columns=cols)
-    level = s.shift(1).rolling(7, min_periods=4).median()
-    ratio = (s / level.replace(0, np.nan))
-    factor = ratio.groupby(s.index.day_of_week).median().reindex(range(7)).fillna(1.0)
-    expected = level * factor.to_numpy()[s.index.day_of_week]
+    wd = s.index.day_of_week
+    ratio = s / s.rolling(7, center=True).mean().replace(0, np.nan)
+    factor = ratio.groupby(wd).median().reindex(range(7)).fillna(1.0).to_numpy()
+    factor = np.where(factor > 0, factor, 1.0)
+    level = (s / factor[wd]).shift(1).rolling(7, min_periods=4).median()
+    expected = level * factor[wd]
     residual = np.log1p(s) - np.log1p(expected)
     out = pd.DataFrame({"day": s.index.date, "orders": s.to_numpy(), "expected": expected.to_numpy(),
                         "residual": residual.to_numpy()})
@@ -65,7 +71,7 @@ def volume_residuals(daily: pd.DataFrame, min_days: int = 28) -> pd.DataFrame:
     return out
 
 
-def volume_anomalies(daily: pd.DataFrame, threshold: float = 4.0, min_days: int = 28) -> pd.DataFrame:
+def volume_anomalies(daily: pd.DataFrame, threshold: float = 4.5, min_days: int = 28) -> pd.DataFrame:
     """Days whose order volume departs from the weekly pattern by more than `threshold` robust z."""
     r = volume_residuals(daily, min_days)
     rows = []

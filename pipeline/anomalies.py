@@ -22,7 +22,7 @@ from data_access.pipeline_tables import anomalies as anomalies_table
 @dataclass(frozen=True)
 class AnomalyConfig:
     refund_delay_hours: float = 24.0
-    volume_threshold: float = 4.0
+    volume_threshold: float = 4.5
     status_grace_hours: float = 1.0
     refund_grace_hours: float = 1.0
 
