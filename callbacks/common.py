@@ -18,6 +18,9 @@ from data_access.filters import MANAGER, Filters, Scope, Window, parse_date
 
 log = logging.getLogger(__name__)
 MAX_DAYS = 3 * 366
+# Dates outside this range are refused up front: near year 1 or 9999 the UTC conversion
+# overflows, which would otherwise surface as a generic error instead of a clear message.
+EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
 
 
 def services(app):
@@ -41,6 +44,9 @@ def parse_filters(data, tz: str) -> tuple[Window, Filters]:
     if not isinstance(data, dict):
         raise ValueError("Choose a date range to see data")
     start, end = parse_date(data.get("start"), "start date"), parse_date(data.get("end"), "end date")
+    for day in (start, end):
+        if not EARLIEST <= day <= LATEST:
+            raise ValueError(f"Choose dates between {EARLIEST} and {LATEST} ({day} is outside)")
     if end < start:
         raise ValueError(f"The end date {end} is before the start date {start}")
     if (end - start).days > MAX_DAYS:
