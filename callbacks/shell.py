@@ -17,6 +17,10 @@ def validate_selection(svc, data: dict) -> dict:
     """Reject unknown ids and a product that is not the chosen vendor's (forged or stale input)."""
     window, filters = parse_filters(data, svc.settings.timezone)
     scope = current_scope()
+    if scope.vendor_id is not None and not set(filters.vendor_ids) <= {scope.vendor_id}:
+        # another vendor's id (forged): the same answer as a non-existent one, so the reply
+        # neither shows that vendor's data nor confirms that the id exists
+        raise ValueError("Unknown vendor: it does not exist (or was removed)")
     with svc.connect() as conn:
         for table, values, label in (("vendors", filters.vendor_ids, "vendor"),
                                      ("products", filters.product_ids, "product"),
