@@ -23,6 +23,16 @@ from data_access.meta import DATA_VERSION_KEY
 
 log = logging.getLogger(__name__)
 DB_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, DatabaseUnavailable)
+LAST_OK_KEY = "meta:last_ok"  # (version, time): shared by all workers when the cache is Redis
+
+
+class QueryTimeout(DatabaseUnavailable):
+    """One statement ran past statement_timeout_ms: that view is too heavy, the source is up."""
+
+
+def is_statement_timeout(exc: BaseException) -> bool:
+    """PostgreSQL cancelled the statement (SQLSTATE 57014, raised by statement_timeout)."""
+    return getattr(getattr(exc, "orig", None), "pgcode", None) == "57014"
 
 
 def cache_config(settings) -> dict:
@@ -47,6 +57,7 @@ class Services:
         self.last_version: int | None = None
         self.last_ok_at: dt.datetime | None = None
         self.stale_since: dt.datetime | None = None
+        self._shared_at = float("-inf")
         self.auto_etl = settings.is_embedded
         self.latency = LatencyLog()
         self._flushed_at = time.time()
@@ -101,7 +112,11 @@ class Services:
         return int(version or 0)
 
     def version(self) -> int:
-        """Current data version; on a database error, the last one seen (and mark stale)."""
+        """Current data version; on a database error, the last one seen (and mark stale).
+
+        The last good (version, time) is also kept in the cache, so a worker that never reached
+        the database (started during the outage) still knows what the shared cache holds.
+        """
         try:
             v = self._read_version()
         except DB_ERRORS as exc:
@@ -109,11 +124,30 @@ class Services:
                 self.stale_since = dt.datetime.now(dt.timezone.utc)
                 log.warning("data source unavailable: %s", str(exc).splitlines()[0])
             if self.last_version is None:
-                raise DatabaseUnavailable("the data source is unavailable") from None
+                shared = self._cache_get(LAST_OK_KEY)
+                if not shared:
+                    raise DatabaseUnavailable("the data source is unavailable") from None
+                self.last_version, self.last_ok_at = shared
             return self.last_version
-        self.last_version, self.stale_since = v, None
-        self.last_ok_at = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.timezone.utc)
+        if v != self.last_version or time.monotonic() - self._shared_at > 30:  # at most one write per 30 s
+            self._cache_set(LAST_OK_KEY, (v, now))
+            self._shared_at = time.monotonic()
+        self.last_version, self.stale_since, self.last_ok_at = v, None, now
         return v
+
+    def _cache_get(self, key):
+        try:
+            return self.cache.get(key)
+        except Exception as exc:  # noqa: BLE001 - e.g. Redis down: behave as a miss
+            log.warning("cache unavailable: %s", exc)
+            return None
+
+    def _cache_set(self, key, value) -> None:
+        try:
+            self.cache.set(key, value)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("cache unavailable: %s", exc)
 
     # -- cached queries -----------------------------------------------------------------------
     def query(self, fn, scope: Scope, version: int | None = None, **kwargs):
@@ -134,7 +168,11 @@ class Services:
         try:
             with self.connect() as conn:
                 result = fn(conn, scope=scope, **kwargs)
-        except DB_ERRORS:
+        except DB_ERRORS as exc:
+            if is_statement_timeout(exc):  # this view is too heavy; the source itself is fine
+                limit = self.settings.statement_timeout_ms / 1000
+                raise QueryTimeout(f"The data source took longer than {limit:g} s for this view — "
+                                   "try a shorter date range or fewer filters") from None
             self.stale_since = self.stale_since or dt.datetime.now(dt.timezone.utc)
             raise DatabaseUnavailable("the data source is unavailable") from None
         log.debug("%s took %.1f ms", fn.__qualname__, (time.perf_counter() - started) * 1000)
