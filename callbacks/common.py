@@ -15,6 +15,7 @@ from dash.exceptions import PreventUpdate
 from components import widgets
 from data_access.db import DatabaseUnavailable
 from data_access.filters import MANAGER, Filters, Scope, Window, parse_date
+from data_access.services import DB_ERRORS, QueryTimeout, is_statement_timeout
 
 log = logging.getLogger(__name__)
 MAX_DAYS = 3 * 366
@@ -101,6 +102,15 @@ def cached_output(svc):
     return wrap
 
 
+def outage_message(exc: BaseException) -> str:
+    """What the page says when the database is down or a statement ran past its timeout."""
+    if isinstance(exc, QueryTimeout):
+        return str(exc)
+    if is_statement_timeout(exc):
+        return "The data source took too long for this view — try a shorter date range or fewer filters"
+    return "Data source unavailable — these figures could not be refreshed"
+
+
 def guarded(n_outputs: int, message_at: int, render=widgets.message, on_error: dict | None = None):
     """Contain errors: bad input -> its message; outage -> 'data source unavailable'; a bug ->
     a generic message (logged with its traceback). Never a traceback in the page."""
@@ -113,8 +123,8 @@ def guarded(n_outputs: int, message_at: int, render=widgets.message, on_error: d
                 raise
             except ValueError as exc:
                 text, color = str(exc), "warning"
-            except DatabaseUnavailable:
-                text, color = "Data source unavailable — these figures could not be refreshed", "danger"
+            except (DatabaseUnavailable, *DB_ERRORS) as exc:  # also errors of direct connections
+                text, color = outage_message(exc), "danger"
             except Exception:  # noqa: BLE001 - last line of defence for the page
                 log.exception("callback %s failed", fn.__name__)
                 text, color = "Something went wrong while computing this view; it has been logged", "danger"
