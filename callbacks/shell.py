@@ -10,6 +10,7 @@ from callbacks.common import current_scope, guarded, parse_filters, services
 from components import widgets
 from components.ids import Shell
 from data_access import sales
+from data_access.db import DatabaseUnavailable
 from data_access.filters import Filters
 
 
@@ -55,6 +56,8 @@ def register(app):
         try:
             vendor_ids = Filters.of(vendor=vendor).vendor_ids
             opts = svc.query(sales.product_options, current_scope(), vendor_ids=vendor_ids)
+        except DatabaseUnavailable:  # outage: keep the list on screen rather than emptying it
+            return no_update, no_update
         except Exception:
             return [], None
         options = opts[["value", "label"]].to_dict("records")
