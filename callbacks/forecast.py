@@ -26,7 +26,7 @@ def register(app):
     @app.callback(Output(Forecast.SERIES_ITEM, "options"), Output(Forecast.SERIES_ITEM, "value"),
                   Output(Forecast.SERIES_ITEM, "disabled"), Input(Forecast.SERIES_KIND, "value"))
     def item_options(kind):
-        source = OPTION_SOURCES.get(kind)
+        source = OPTION_SOURCES.get(kind) if isinstance(kind, str) else None  # forged values too
         if source is None:
             return [], None, True
         try:

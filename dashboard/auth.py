@@ -40,7 +40,8 @@ LOGIN_PAGE = """<!doctype html><html><head><title>Sign in · ChipChip Pulse</tit
 
 def _safe_next(target: str | None) -> str:
     """Only same-site relative paths: never an open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or urlparse(target).netloc:
+    if (not isinstance(target, str) or not target.startswith("/") or target.startswith("//")
+            or "\\" in target or urlparse(target).netloc):  # browsers read "\\" as "/"
         return "/"
     return target
 
