@@ -6,6 +6,8 @@ back as naive UTC pandas timestamps on both backends.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,6 @@ import sqlalchemy as sa
 
 from data_access.dialect import bind_ts, project_table, to_utc_naive
 from data_access.filters import MANAGER, Scope
-from data_access.frames import read_df
 from data_access.pipeline_tables import request_metrics
 
 AGE_BUCKETS = [(0, 1, "< 1 h"), (1, 6, "1–6 h"), (6, 24, "6–24 h"), (24, 72, "1–3 d"), (72, None, "> 3 d")]
@@ -29,6 +30,28 @@ def naive_utc(df: pd.DataFrame, *cols: str) -> pd.DataFrame:
         if c in df:
             df[c] = pd.to_datetime(df[c], format="ISO8601", utc=True).dt.tz_localize(None)
     return df
+
+
+def read_df(conn, sql: str, params: dict | None = None, binds: list | None = None,
+            columns: list[str] | None = None) -> pd.DataFrame:
+    """Like frames.read_df, but builds the frame from plain tuples: pandas probing 100K SQLAlchemy
+    Row objects for attributes cost seconds per call at scale 1."""
+    stmt = sa.text(sql).bindparams(*binds) if binds else sa.text(sql)
+    result = conn.execute(stmt, params or {})
+    df = pd.DataFrame([tuple(r) for r in result], columns=columns or list(result.keys()))
+    for c in df.columns:
+        sample = df[c].dropna()
+        if df[c].dtype == object and len(sample):
+            if isinstance(sample.iloc[0], decimal.Decimal):
+                df[c] = df[c].astype(float)
+            elif isinstance(sample.iloc[0], uuid.UUID):
+                df[c] = df[c].map(lambda v: None if v is None else str(v))
+    return df
+
+
+def _str(column: str) -> str:
+    """Ids as text in big results: psycopg2 would build a uuid.UUID per value (seconds at scale 1)."""
+    return f"CAST({column} AS VARCHAR(36))"
 
 
 def _t(conn, name: str) -> str:
@@ -50,7 +73,7 @@ def refund_queue(engine: sa.Engine, now: dt.datetime | None = None) -> pd.DataFr
 def refunds_frame(conn) -> pd.DataFrame:
     """refund_id, order_id, group_id, status, amount, attempts, created_at, last_error,
     paid_amount (the order's total_amount), order_status."""
-    df = read_df(conn, f"SELECT r.id, r.order_id, r.group_id, r.status, r.amount, r.attempts, r.created_at, "
+    df = read_df(conn, f"SELECT {_str('r.id')}, {_str('r.order_id')}, {_str('r.group_id')}, r.status, r.amount, r.attempts, r.created_at, "
                  f"r.last_error, o.total_amount, o.status FROM {_t(conn, 'pulse_refunds')} r "
                  f"LEFT JOIN orders o ON o.id = r.order_id",
                  columns=["refund_id", "order_id", "group_id", "status", "amount", "attempts", "created_at",
@@ -182,7 +205,7 @@ def group_events_recent(engine: sa.Engine, limit: int = 100, kinds: list[str] | 
 
 def group_status_frame(conn) -> pd.DataFrame:
     """group_id, stored_status (live groups.status), goal_reached_at, deadline, members, goal."""
-    df = read_df(conn, f"SELECT s.group_id, g.status, s.goal_reached_at, s.deadline, s.members, s.goal "
+    df = read_df(conn, f"SELECT {_str('s.group_id')}, g.status, s.goal_reached_at, s.deadline, s.members, s.goal "
                  f"FROM {_t(conn, 'pulse_group_state')} s JOIN groups g ON g.id = s.group_id "
                  f"WHERE g.deleted_at IS NULL",
                  columns=["group_id", "stored_status", "goal_reached_at", "deadline", "members", "goal"])
@@ -192,7 +215,7 @@ def group_status_frame(conn) -> pd.DataFrame:
 def expired_paid_orders(conn, as_of: dt.datetime) -> pd.DataFrame:
     """order_id, group_id, amount, deadline, has_refund: paid orders (not cash on delivery, not
     FAILED, nothing soft-deleted) of groups expired at `as_of` by the §4 rule."""
-    df = read_df(conn, f"SELECT o.id, s.group_id, o.total_amount, s.deadline, "
+    df = read_df(conn, f"SELECT {_str('o.id')}, {_str('s.group_id')}, o.total_amount, s.deadline, "
                  f"CASE WHEN r.id IS NULL THEN 0 ELSE 1 END FROM {_t(conn, 'pulse_group_state')} s "
                  f"JOIN groups_carts gc ON gc.group_id = s.group_id AND gc.deleted_at IS NULL "
                  f"JOIN orders o ON o.groups_carts_id = gc.id AND o.deleted_at IS NULL "

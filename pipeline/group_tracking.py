@@ -11,7 +11,6 @@ transaction (refund order_id is unique, events are unique per group and kind: ne
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,13 +18,15 @@ import pandas as pd
 import sqlalchemy as sa
 
 from data_access.dialect import bind_ts, project_table, to_utc_naive
-from data_access.frames import read_df
 from data_access.meta import bump_data_version, get_meta, set_meta
-from data_access.pipeline_tables import group_events, group_state, refunds
+from data_access.operations import naive_utc, read_df
+from data_access.pipeline_tables import group_events, group_state
 
 INSTALL_KEY = "group_tracking_version"
 VERSION = "1"
 WATERMARK_KEY = "group_state_watermark"
+SWEEP_KEY = "group_sweep_mark"
+EPOCH = dt.datetime(1970, 1, 1)
 NEAR_KEY = "nearing_expiry_hours"
 CHUNK = 2000
 
@@ -173,26 +174,22 @@ def refresh(conn, ids: list[str], now: dt.datetime, notify: bool = True) -> None
             _refresh_py(conn, part, now)
 
 
-def _ts(s: pd.Series) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(s):
-        return s.dt.tz_localize(None) if s.dt.tz is not None else s
-    return pd.to_datetime(s, format="ISO8601", utc=True).dt.tz_localize(None)
-
-
-def derive_frame(conn, ids: list[str], now: dt.datetime, near_hours: float) -> pd.DataFrame:
-    """The §4 derivation in pandas (the SQLite path; identical rules to pulse.refresh_groups)."""
-    binds = [sa.bindparam("ids", expanding=True)]
+def derive_frame(conn, ids: list[str] | None, now: dt.datetime, near_hours: float) -> pd.DataFrame:
+    """The §4 derivation in pandas (the SQLite path; identical rules to pulse.refresh_groups).
+    `ids` None: every group (one pass, no id lists)."""
+    only = "" if ids is None else " AND {} IN :ids"
+    binds = [] if ids is None else [sa.bindparam("ids", expanding=True)]
     g = read_df(conn, "SELECT g.id AS group_id, gd.id AS group_deal_id, gd.product_id, p.vendor_id, "
                 "gd.max_group_member AS goal, g.created_at, gd.expiration_time, g.status AS stored_status "
                 "FROM groups g JOIN group_deals gd ON gd.id = g.group_deals_id "
-                "JOIN products p ON p.id = gd.product_id WHERE g.deleted_at IS NULL AND g.id IN :ids",
+                "JOIN products p ON p.id = gd.product_id WHERE g.deleted_at IS NULL" + only.format("g.id"),
                 {"ids": ids}, binds)
-    m = read_df(conn, "SELECT group_id, user_id, MIN(created_at) AS joined FROM groups_carts "
-                "WHERE deleted_at IS NULL AND created_at <= :now AND group_id IN :ids GROUP BY group_id, user_id",
+    m = read_df(conn, "SELECT group_id, user_id, MIN(created_at) AS joined FROM groups_carts WHERE deleted_at "
+                "IS NULL AND created_at <= :now" + only.format("group_id") + " GROUP BY group_id, user_id",
                 {"ids": ids, "now": bind_ts(conn, now)}, binds)
-    g["created_at"] = _ts(g["created_at"])
+    naive_utc(g, "created_at")
     g["deadline"] = g["created_at"] + pd.to_timedelta(g["expiration_time"].astype("int64"), unit="h")
-    m["joined"] = _ts(m["joined"])
+    naive_utc(m, "joined")
     m = m.sort_values(["group_id", "joined"], kind="stable")
     m["rn"] = m.groupby("group_id").cumcount() + 1
     m = m.merge(g[["group_id", "goal"]], on="group_id")
@@ -215,29 +212,34 @@ def _parse(v) -> dt.datetime | None:
     return to_utc_naive(dt.datetime.fromisoformat(v) if isinstance(v, str) else v)
 
 
-def _py(v):
-    return None if pd.isna(v) else (v.to_pydatetime() if isinstance(v, pd.Timestamp) else v)
+def _sqlite_rows(df: pd.DataFrame) -> list[tuple]:
+    """Rows for executemany with timestamps in SQLite's stored text form (vectorised: 100K+ rows)."""
+    out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = out[c].dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+    out = out.astype(object)
+    return list(out.where(out.notna(), None).itertuples(index=False, name=None))
 
 
-def _refresh_py(conn, ids: list[str], now: dt.datetime) -> None:
+def _refresh_py(conn, ids: list[str] | None, now: dt.datetime) -> None:
+    """SQLite path of pulse.refresh_groups: rewrite the state rows, add goal/nearing events."""
     near_h = float(get_meta(conn, NEAR_KEY) or 2.0)
     g = derive_frame(conn, ids, now, near_h)
-    stamp = now_utc()
-    conn.execute(sa.delete(group_state).where(group_state.c.group_id.in_(ids)))
-    cols = [c.name for c in group_state.columns if c.name != "updated_at"]
-    rows = [{**{c: _py(v) for c, v in zip(cols, r)}, "updated_at": stamp}
-            for r in g[cols].itertuples(index=False, name=None)]
-    if rows:
-        conn.execute(sa.insert(group_state), rows)
-    done = g[g["derived_status"] == "COMPLETED"]
-    near = g[g["derived_status"] == "NEARING_EXPIRY"]
-    events = ([{"group_id": r, "kind": "goal_reached", "at": _py(t)} for r, t in
-               zip(done["group_id"], done["goal_reached_at"])]
-              + [{"group_id": r, "kind": "nearing_expiry", "at": _py(t)} for r, t in
-                 zip(near["group_id"], near["deadline"] - pd.Timedelta(hours=near_h))])
-    if events:
-        conn.execute(insert_ignore(conn, group_events),
-                     [{**e, "recorded_at": stamp, "notified": False} for e in events])
+    g["updated_at"] = pd.Timestamp(now_utc())
+    conn.execute(sa.delete(group_state) if ids is None else sa.delete(group_state).where(group_state.c.group_id.in_(ids)))
+    cols = [c.name for c in group_state.columns]
+    if len(g):
+        conn.exec_driver_sql(f"INSERT INTO pulse_group_state ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                             _sqlite_rows(g[cols]))
+    done = g.loc[g["derived_status"] == "COMPLETED", ["group_id", "goal_reached_at"]].set_axis(["group_id", "at"], axis=1)
+    near = g.loc[g["derived_status"] == "NEARING_EXPIRY", ["group_id", "deadline"]].set_axis(["group_id", "at"], axis=1)
+    events = pd.concat([done.assign(kind="goal_reached"), near.assign(kind="nearing_expiry",
+                                                                      at=near["at"] - pd.Timedelta(hours=near_h))])
+    if len(events):
+        events = events.assign(recorded_at=g["updated_at"].iloc[0], notified=0)
+        conn.exec_driver_sql("INSERT INTO pulse_group_events (group_id, at, kind, recorded_at, notified) "
+                             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_id, kind) DO NOTHING", _sqlite_rows(events))
 
 
 def bump_version(conn) -> None:
@@ -246,15 +248,6 @@ def bump_version(conn) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('pulse_data_version'))"))
     bump_data_version(conn)
-
-
-def insert_ignore(conn, table: sa.Table):
-    """INSERT ... ON CONFLICT DO NOTHING for either backend."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing()
 
 
 def refresh_changed(engine: sa.Engine, now: dt.datetime, full: bool = False, overlap_seconds: float = 300) -> int:
@@ -270,19 +263,25 @@ def refresh_changed(engine: sa.Engine, now: dt.datetime, full: bool = False, ove
                for t in ("groups", "groups_carts")]
         hi = max((v for v in his if v is not None), default=None)
         wm = None if full else get_meta(conn, WATERMARK_KEY)
-        if wm is None:
-            ids = [str(i) for i in conn.execute(sa.text("SELECT id FROM groups")).scalars()]
-        else:
+        if wm is not None:
             lo = dt.datetime.fromisoformat(wm) - dt.timedelta(seconds=overlap_seconds)
             ids = [str(i) for i in conn.execute(sa.text(
                 "SELECT id FROM groups WHERE updated_at > :lo UNION "
                 "SELECT group_id FROM groups_carts WHERE updated_at > :lo"), {"lo": bind_ts(conn, lo)}).scalars()]
-        refresh(conn, ids, now, notify=not full)
+            refresh(conn, ids, now)
+            n = len(ids)
+        else:  # backfill: every group in one set-based pass, no notifications for history
+            n = conn.execute(sa.text("SELECT COUNT(*) FROM groups")).scalar_one()
+            if pg:
+                conn.execute(sa.text("SELECT pulse.refresh_groups(ARRAY(SELECT id FROM groups), :at, false)"),
+                             {"at": bind_ts(conn, now)})
+            else:
+                _refresh_py(conn, None, now)
         if hi is not None:  # rows changed after `now` (a derivation in the past) are seen again later
             set_meta(conn, WATERMARK_KEY, min(hi, to_utc_naive(now)).isoformat())
-        if ids:
+        if n:
             bump_version(conn)
-    return len(ids)
+    return n
 
 
 @dataclass
@@ -293,50 +292,53 @@ class SweepResult:
     refunds: int = 0
 
 
-PAID_ORDERS_SQL = """
-SELECT o.id, gc.group_id, gc.user_id, o.total_amount, o.payment_method
-FROM orders o JOIN groups_carts gc ON gc.id = o.groups_carts_id
-WHERE gc.group_id IN :ids AND o.deleted_at IS NULL AND gc.deleted_at IS NULL
+# Paid = captured when the member joined: not cash on delivery, not FAILED, nothing soft-deleted.
+REFUNDS_SQL = """
+INSERT INTO {refunds} (id, order_id, group_id, user_id, amount, payment_method, status, attempts, created_at, updated_at)
+SELECT {new_id}, o.id, gc.group_id, gc.user_id, o.total_amount, o.payment_method, 'pending', 0, :stamp, :stamp
+FROM {state} s JOIN groups_carts gc ON gc.group_id = s.group_id JOIN orders o ON o.groups_carts_id = gc.id
+WHERE s.group_id IN :ids AND s.derived_status = 'EXPIRED' AND o.deleted_at IS NULL AND gc.deleted_at IS NULL
   AND o.payment_method IS NOT NULL AND o.payment_method <> 'CASH_ON_DELIVERY'
   AND o.status <> 'FAILED' AND o.total_amount IS NOT NULL
+ON CONFLICT (order_id) DO NOTHING RETURNING id
 """
+SQLITE_UUID4 = ("lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) "
+                "|| '-' || substr('89ab', 1 + abs(random()) % 4, 1) || substr(hex(randomblob(2)), 2) || '-' "
+                "|| hex(randomblob(6)))")
 
 
 def _expire(conn, ids: list[str], now: dt.datetime) -> tuple[int, int]:
-    """Record the expiry of `ids` (those still expired after rederiving) and their refunds."""
+    """Record the expiry of `ids` still expired after rederiving, and refund their paid orders
+    (set-based; events and refunds ignore rows that exist: a re-run adds only what is missing)."""
     pg = conn.dialect.name == "postgresql"
     refresh(conn, ids, now)
-    state = project_table(conn, "pulse_group_state")
-    stmt = sa.text(f"SELECT group_id, deadline FROM {state} WHERE derived_status = 'EXPIRED' "
-                   f"AND group_id IN :ids{' ORDER BY group_id FOR UPDATE' if pg else ''}"
-                   ).bindparams(sa.bindparam("ids", expanding=True))
-    expired = conn.execute(stmt, {"ids": ids}).all()
-    if not expired:
-        return 0, 0
-    stamp = now_utc()
-    conn.execute(insert_ignore(conn, group_events), [{"group_id": str(g), "kind": "expired", "at": _parse(d), "recorded_at": stamp, "notified": pg}
-                  for g, d in expired])
-    if pg:
-        conn.execute(sa.text("SELECT pg_notify('pulse_groups', json_build_object('kind', 'expired', "
-                             "'group_id', CAST(:g AS text))::text)"), [{"g": str(g)} for g, _ in expired])
-    rows = conn.execute(sa.text(PAID_ORDERS_SQL).bindparams(sa.bindparam("ids", expanding=True)),
-                        {"ids": [str(g) for g, _ in expired]}).all()
-    made = 0
-    if rows:
-        res = conn.execute(insert_ignore(conn, refunds).returning(refunds.c.id), [
-            {"id": str(uuid.uuid4()), "order_id": str(o), "group_id": str(g), "user_id": str(u), "amount": a,
-             "payment_method": pm, "status": "pending", "attempts": 0, "created_at": stamp,
-             "updated_at": stamp} for o, g, u, a, pm in rows])
-        made = len(res.all())
-    return len(expired), made
+    state, events, refunds_t = (project_table(conn, t) for t in
+                                ("pulse_group_state", "pulse_group_events", "pulse_refunds"))
+    p = {"ids": ids, "stamp": bind_ts(conn, now_utc()), "n": pg}
+    ids_bind = sa.bindparam("ids", expanding=True)
+    if pg:  # concurrent sweepers serialise on the groups they expire
+        conn.execute(sa.text(f"SELECT 1 FROM {state} WHERE group_id IN :ids ORDER BY group_id FOR UPDATE"
+                             ).bindparams(ids_bind), p)
+    new = conn.execute(sa.text(
+        f"INSERT INTO {events} (group_id, kind, at, recorded_at, notified) SELECT group_id, 'expired', deadline, "
+        f":stamp, :n FROM {state} WHERE derived_status = 'EXPIRED' AND group_id IN :ids "
+        f"ON CONFLICT (group_id, kind) DO NOTHING RETURNING group_id").bindparams(ids_bind), p).scalars().all()
+    if pg and new:
+        conn.execute(sa.text("SELECT pg_notify('pulse_groups', json_build_object('kind', 'expired', 'group_id', g)::text) "
+                             "FROM unnest(CAST(:g AS text[])) AS g"), {"g": [str(g) for g in new]})
+    made = conn.execute(sa.text(REFUNDS_SQL.format(refunds=refunds_t, state=state, new_id="gen_random_uuid()" if pg
+                                                   else SQLITE_UUID4)).bindparams(ids_bind), p).all()
+    return len(new), len(made)
 
 
 def sweep(engine: sa.Engine, nearing_expiry_hours: float = 2.0, now: dt.datetime | None = None,
           grace_seconds: float = 60) -> SweepResult:
     """Bring group state up to `now`: rederive changed groups (SQLite), flag groups entering the
     nearing-expiry window, expire groups whose deadline passed `grace_seconds` ago (the grace
-    lets late commits of on-time joins land first)."""
+    lets late commits of on-time joins land first), and refund paid orders that reached an
+    already expired group since the last sweep."""
     now = to_utc_naive(now or now_utc())
+    started = now_utc()
     ensure_installed(engine, nearing_expiry_hours)
     out = SweepResult(refreshed=refresh_changed(engine, now))
     state, events = (project_table(engine, t) for t in ("pulse_group_state", "pulse_group_events"))
@@ -349,16 +351,21 @@ def sweep(engine: sa.Engine, nearing_expiry_hours: float = 2.0, now: dt.datetime
         refresh(conn, ids, now)
         out.nearing = len(ids)
     with engine.connect() as conn:
+        mark = get_meta(conn, SWEEP_KEY)
         due = [str(i) for i in conn.execute(sa.text(
             f"SELECT s.group_id FROM {state} s WHERE s.derived_status <> 'COMPLETED' AND s.deadline <= :cutoff "
-            f"AND NOT EXISTS (SELECT 1 FROM {events} e WHERE e.group_id = s.group_id AND e.kind = 'expired') "
-            f"ORDER BY s.deadline"), {"cutoff": bind_ts(conn, now - dt.timedelta(seconds=grace_seconds))}
+            f"AND (NOT EXISTS (SELECT 1 FROM {events} e WHERE e.group_id = s.group_id AND e.kind = 'expired') "
+            f"OR (s.derived_status = 'EXPIRED' AND s.updated_at > :mark)) ORDER BY s.deadline"),
+            {"cutoff": bind_ts(conn, now - dt.timedelta(seconds=grace_seconds)),
+             "mark": bind_ts(conn, dt.datetime.fromisoformat(mark) - dt.timedelta(minutes=5) if mark else EPOCH)}
         ).scalars()]
     for part in _chunks(due):
         with engine.begin() as conn:
             n_groups, n_refunds = _expire(conn, part, now)
             out.expired += n_groups
             out.refunds += n_refunds
-            if n_groups:
+            if n_groups or n_refunds:
                 bump_version(conn)
+    with engine.begin() as conn:
+        set_meta(conn, SWEEP_KEY, started.isoformat())
     return out

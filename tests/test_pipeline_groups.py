@@ -216,6 +216,13 @@ def test_goal_reached_one_minute_after_the_deadline_is_expired(fresh_db, backend
                     f"WHERE group_id IN (:a, :b)", a=late, b=on_time)
     assert list(refunds["group_id"]) == [late, late]  # two paid members; cash on delivery is not refunded
     assert result.refunds >= 2
+    # Someone still pays into the expired group: the next sweep refunds that order too, once.
+    extra = add_member(engine, late, _users(engine, 4)[3], END - dt.timedelta(minutes=30))
+    assert gt.sweep(engine, now=END).refunds == 1
+    assert gt.sweep(engine, now=END).refunds == 0
+    ids = frame(engine, f"SELECT id, order_id FROM {project_table(engine, 'pulse_refunds')} WHERE group_id = :g", g=late)
+    assert extra in set(ids["order_id"]) and len(ids) == 3
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids["id"])
 
 
 def _snapshot(engine) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
