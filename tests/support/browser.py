@@ -22,3 +22,15 @@ def wait_for_traces(dash_duo, graph_id: str, predicate, timeout: float = 30) -> 
             return last
         time.sleep(0.25)
     raise AssertionError(f"#{graph_id} traces never satisfied the condition; last seen: {last}")
+
+
+def wait_until(condition, timeout: float = 10, what: str = "condition"):
+    """Poll condition() until truthy; returns its value."""
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
