@@ -76,6 +76,18 @@ def _announce(engine: sa.Engine, since: dt.datetime) -> int:
     return len(rows)
 
 
+def _log_notifies(notifies: list, show: int = 3) -> None:
+    """One line per kind of group event received, with a few examples (a burst stays readable)."""
+    by_kind: dict = {}
+    for n in notifies:
+        if n.channel == "pulse_groups":
+            p = json.loads(n.payload)
+            by_kind.setdefault(p.get("kind"), []).append(str(p.get("group_id"))[:8])
+    for kind, groups in by_kind.items():
+        more = f" and {len(groups) - show} more" if len(groups) > show else ""
+        log(f"NOTIFY {kind}: group {', '.join(groups[:show])}{more}")
+
+
 def cycle(engine: sa.Engine, settings, stop: threading.Event, rules_path=None, detect: bool = True) -> dict:
     """One pass of every pipeline step; returns what each step did."""
     def check(done, total):
@@ -124,9 +136,7 @@ def follow(engine: sa.Engine, settings, interval: float = 10.0, stop: threading.
             if max_cycles is not None and cycles >= max_cycles:
                 break
             if listener:
-                for n in listener.wait(interval, stop):
-                    if n.channel == "pulse_groups":
-                        log(f"notify {n.payload}")
+                _log_notifies(listener.wait(interval, stop))
             else:
                 stop.wait(interval)
     finally:

@@ -68,17 +68,18 @@ BEGIN
              goal = EXCLUDED.goal, created_at = EXCLUDED.created_at, deadline = EXCLUDED.deadline,
              goal_reached_at = EXCLUDED.goal_reached_at, derived_status = EXCLUDED.derived_status,
              stored_status = EXCLUDED.stored_status, updated_at = EXCLUDED.updated_at
-           RETURNING s.group_id, s.derived_status, s.goal_reached_at, s.deadline, s.members, s.goal),
+           RETURNING s.group_id, s.derived_status, s.goal_reached_at, s.deadline, s.members, s.goal, s.created_at),
+    ev AS (SELECT group_id, CASE derived_status WHEN 'COMPLETED' THEN 'goal_reached' ELSE 'nearing_expiry' END AS kind,
+                  CASE derived_status WHEN 'COMPLETED' THEN goal_reached_at
+                       ELSE GREATEST(created_at, deadline - near) END AS at
+           FROM up WHERE derived_status IN ('COMPLETED', 'NEARING_EXPIRY')),
     ins AS (INSERT INTO pulse.pulse_group_events (group_id, kind, at, recorded_at, notified)
-            SELECT group_id, CASE derived_status WHEN 'COMPLETED' THEN 'goal_reached' ELSE 'nearing_expiry' END,
-                   CASE derived_status WHEN 'COMPLETED' THEN goal_reached_at ELSE deadline - near END,
-                   clock_timestamp(), do_notify
-            FROM up WHERE derived_status IN ('COMPLETED', 'NEARING_EXPIRY')
-            ON CONFLICT (group_id, kind) DO NOTHING RETURNING group_id, kind, at)
+            SELECT group_id, kind, at, clock_timestamp(), do_notify AND at >= at_ts - interval '1 day' FROM ev
+            ON CONFLICT (group_id, kind) DO NOTHING RETURNING group_id, kind, at, notified)
     SELECT ins.*, up.members, up.goal, up.deadline FROM ins JOIN up USING (group_id)
   LOOP
     n := n + 1;
-    IF do_notify THEN
+    IF ev.notified THEN  -- live events only: a backfill or bulk load of history stays quiet
       PERFORM pg_notify('pulse_groups', json_build_object('kind', ev.kind, 'group_id', ev.group_id,
         'at', ev.at, 'members', ev.members, 'goal', ev.goal, 'deadline', ev.deadline)::text);
     END IF;
@@ -233,9 +234,10 @@ def _refresh_py(conn, ids: list[str] | None, now: dt.datetime) -> None:
         conn.exec_driver_sql(f"INSERT INTO pulse_group_state ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                              _sqlite_rows(g[cols]))
     done = g.loc[g["derived_status"] == "COMPLETED", ["group_id", "goal_reached_at"]].set_axis(["group_id", "at"], axis=1)
-    near = g.loc[g["derived_status"] == "NEARING_EXPIRY", ["group_id", "deadline"]].set_axis(["group_id", "at"], axis=1)
-    events = pd.concat([done.assign(kind="goal_reached"), near.assign(kind="nearing_expiry",
-                                                                      at=near["at"] - pd.Timedelta(hours=near_h))])
+    near = g.loc[g["derived_status"] == "NEARING_EXPIRY"]
+    near = pd.DataFrame({"group_id": near["group_id"], "at": np.maximum(near["created_at"], near["deadline"]
+                                                                         - pd.Timedelta(hours=near_h))})
+    events = pd.concat([done.assign(kind="goal_reached"), near.assign(kind="nearing_expiry")])
     if len(events):
         events = events.assign(recorded_at=g["updated_at"].iloc[0], notified=0)
         conn.exec_driver_sql("INSERT INTO pulse_group_events (group_id, at, kind, recorded_at, notified) "
@@ -319,13 +321,16 @@ def _expire(conn, ids: list[str], now: dt.datetime) -> tuple[int, int]:
     if pg:  # concurrent sweepers serialise on the groups they expire
         conn.execute(sa.text(f"SELECT 1 FROM {state} WHERE group_id IN :ids ORDER BY group_id FOR UPDATE"
                              ).bindparams(ids_bind), p)
+    p["live"] = bind_ts(conn, now - dt.timedelta(days=1))  # older expiries are history: not announced
     new = conn.execute(sa.text(
         f"INSERT INTO {events} (group_id, kind, at, recorded_at, notified) SELECT group_id, 'expired', deadline, "
-        f":stamp, :n FROM {state} WHERE derived_status = 'EXPIRED' AND group_id IN :ids "
-        f"ON CONFLICT (group_id, kind) DO NOTHING RETURNING group_id").bindparams(ids_bind), p).scalars().all()
-    if pg and new:
+        f":stamp, CASE WHEN :n AND deadline >= :live THEN 1 = 1 ELSE 1 = 0 END FROM {state} "
+        f"WHERE derived_status = 'EXPIRED' AND group_id IN :ids "
+        f"ON CONFLICT (group_id, kind) DO NOTHING RETURNING group_id, notified").bindparams(ids_bind), p).all()
+    live = [str(g) for g, notified in new if notified]
+    if pg and live:
         conn.execute(sa.text("SELECT pg_notify('pulse_groups', json_build_object('kind', 'expired', 'group_id', g)::text) "
-                             "FROM unnest(CAST(:g AS text[])) AS g"), {"g": [str(g) for g in new]})
+                             "FROM unnest(CAST(:g AS text[])) AS g"), {"g": live})
     made = conn.execute(sa.text(REFUNDS_SQL.format(refunds=refunds_t, state=state, new_id="gen_random_uuid()" if pg
                                                    else SQLITE_UUID4)).bindparams(ids_bind), p).all()
     return len(new), len(made)
