@@ -22,7 +22,7 @@ from analytics.anomalies import volume_residuals
 from data_access import operations as ops
 from data_access.dialect import bind_ts, project_table, to_utc_naive, utc_to_local_date
 from data_access.meta import get_meta
-from data_access.pipeline_tables import alert_state, alerts
+from data_access.pipeline_tables import alert_state, alerts, request_metrics
 from pipeline.anomalies import data_as_of
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "config" / "alert_rules.json"
@@ -225,4 +225,8 @@ def run(engine: sa.Engine, tz: str, rules_path=None, now: dt.datetime | None = N
         webhook_url: str | None = None) -> tuple[dict, list[dict]]:
     """Collect metrics and evaluate the configured rules once (the follow loop's alert step)."""
     values = collect_metrics(engine, tz, now)
-    return values, evaluate(engine, load_rules(rules_path), values, now, webhook_url)
+    sent = evaluate(engine, load_rules(rules_path), values, now, webhook_url)
+    with engine.begin() as conn:  # the latency metric reads 5 minutes; a week is plenty for the page
+        conn.execute(sa.delete(request_metrics).where(
+            request_metrics.c.at < to_utc_naive(now or _now()) - dt.timedelta(days=7)))
+    return values, sent
