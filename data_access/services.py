@@ -149,10 +149,19 @@ class Services:
         except Exception as exc:  # noqa: BLE001
             log.warning("cache unavailable: %s", exc)
 
+    def _checked_version(self, version) -> int:
+        """A data version sent by the browser: an int no newer than the data. A forged future
+        version would otherwise cache today's numbers under tomorrow's key."""
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ValueError("The page's data version is invalid; reload the page")
+        if (self.last_version is None or version > self.last_version) and version > self.version():
+            raise ValueError("The page is ahead of the data source; reload the page")
+        return version
+
     # -- cached queries -----------------------------------------------------------------------
     def query(self, fn, scope: Scope, version: int | None = None, **kwargs):
         """fn(conn, scope=scope, **kwargs), cached by (fn, kwargs, data version, scope)."""
-        version = self.version() if version is None else version
+        version = self.version() if version is None else self._checked_version(version)
         raw = f"{fn.__module__}.{fn.__qualname__}|v{version}|s:{scope.key}|{sorted(kwargs.items())!r}"
         key = "q:" + hashlib.sha1(raw.encode()).hexdigest()
         try:
