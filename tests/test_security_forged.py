@@ -196,11 +196,19 @@ def test_overview_with_forged_filters_never_shows_vendor_b(app, as_a, world, ver
         assert_no_leak(text, world)
 
 
-@pytest.mark.parametrize("version_value", ["'; DROP TABLE pulse_meta; --", ["x"] * 1000, {"v": 1}, -1, 10**30])
-def test_overview_with_forged_version_stays_in_scope(app, as_a, world, version_value):
-    status, text, _ = post(as_a, app, Overview.KPIS, {f"{Shell.FILTERS}.data": GOOD,
-                                                       f"{Shell.VERSION}.data": version_value})
-    assert status in (200, 204)
+@pytest.mark.parametrize("version_value, expected", [
+    ("'; DROP TABLE pulse_meta; --", "version is invalid"), (["x"] * 1000, "version is invalid"),
+    ({"v": 1}, "version is invalid"), (-1, "version is invalid"), (True, "version is invalid"),
+    (10**30, "ahead of the data source"), (1000, "ahead of the data source")])
+def test_overview_with_forged_version_is_refused(app, as_a, world, version_value, expected):
+    """A future version would cache today's numbers under tomorrow's key: refused, nothing cached."""
+    before = _cache_size(app)
+    status, text, payload = post(as_a, app, Overview.KPIS, {f"{Shell.FILTERS}.data": GOOD,
+                                                             f"{Shell.VERSION}.data": version_value})
+    assert status == 200
+    assert expected in message_text(payload, Overview.MESSAGE)
+    assert Overview.KPIS not in payload and Overview.TREND not in payload
+    assert _cache_size(app) == before
     assert_no_leak(text, world)
 
 
