@@ -1,0 +1,159 @@
+"""Who buys: top users, participation, signup cohorts and RFM inputs — aggregated in SQL.
+
+Users whose row is soft-deleted count nowhere. "Joining a group" = a groups_carts row that is
+not soft-deleted, of a group that is not soft-deleted. With filters or a vendor scope, only
+groups of matching deals and order lines of matching products count, while denominators stay
+all users (participation and cohort sizes): "share of all users who joined this vendor's
+groups", the only reading that lets a vendor compare itself with the marketplace.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import sqlalchemy as sa
+
+from data_access.dialect import bind_ts, local_date_sql, project_table, utc_offset_hours
+from data_access.filters import MANAGER, Filters, Scope, Window
+from data_access.frames import read_df
+from data_access.groups import DEALS, DEFAULT_TZ, as_utc, bucket_sql, resolve
+from data_access.scope import line_conditions, where
+
+MAX_TOP = 1000
+
+
+def membership(filters: Filters, scope: Scope) -> tuple[str, list[str], dict, list]:
+    """(joins, conditions, params, binds) restricting groups_carts `gc` to counted memberships."""
+    conds, params, binds = line_conditions(filters, scope, alias="d")
+    if not conds:  # no dimension restriction: skip the join, only drop soft-deleted groups
+        return "", ["gc.group_id NOT IN (SELECT id FROM groups WHERE deleted_at IS NOT NULL)"], params, binds
+    joins = (f"JOIN groups g ON g.id = gc.group_id AND g.deleted_at IS NULL "
+             f"JOIN {DEALS} ON d.deal_id = g.group_deals_id")
+    return joins, conds, params, binds
+
+
+def month_sql(conn, column: str, tz: str) -> str:
+    """Local month start (a date) of a UTC timestamp column."""
+    if conn.dialect.name == "postgresql":
+        return bucket_sql(conn, local_date_sql(conn, column, tz), "month")
+    return f"strftime('%Y-%m-01', {column}, '{utc_offset_hours(tz):+g} hours')"
+
+
+def user_base(conn, as_of: dt.datetime) -> int:
+    """Users not soft-deleted who signed up before as_of (the participation denominator)."""
+    return int(conn.execute(sa.text("SELECT COUNT(*) FROM users WHERE deleted_at IS NULL AND created_at < :as_of"),
+                            {"as_of": bind_ts(conn, as_of)}).scalar_one())
+
+
+def participation(conn, window: Window, as_of: dt.datetime, filters: Filters, scope: Scope,
+                  freq: str | None, tz: str) -> pd.DataFrame:
+    """Columns: key (local period of the join, or 'all'), participants — distinct counted users
+    (not deleted, signed up before as_of) who joined a group in the window (KPI 3 numerator)."""
+    joins, conds, params, binds = membership(filters, scope)
+    params.update(window.params(conn), as_of=bind_ts(conn, as_of))
+    key = bucket_sql(conn, local_date_sql(conn, "gc.created_at", tz), freq)
+    sql = (f"SELECT {key} AS key, COUNT(DISTINCT gc.user_id) AS participants FROM groups_carts gc {joins} "
+           f"JOIN users u ON u.id = gc.user_id WHERE gc.deleted_at IS NULL AND gc.created_at >= :w_start "
+           f"AND gc.created_at < :w_end AND u.deleted_at IS NULL AND u.created_at < :as_of AND {where(conds)} "
+           f"GROUP BY 1")
+    return read_df(conn, sql, params, binds, columns=["key", "participants"])
+
+
+def top_users(conn, as_of=None, n: int = 10, filters: Filters = Filters(), scope: Scope = MANAGER,
+              tz: str = DEFAULT_TZ) -> pd.DataFrame:
+    """Columns: rank, user_id, user_name, revenue, completed_orders, groups_joined, categories.
+
+    The n users with the highest revenue of completed orders (group and individual) created in
+    [as_of - 30 d, as_of); ties by user id. groups_joined = distinct groups of their memberships
+    created in the window; categories = sorted distinct category names of those orders, ', '-joined.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= MAX_TOP:
+        raise ValueError(f"N must be a whole number between 1 and {MAX_TOP}, got {n!r}")
+    as_of = resolve(conn, as_of, tz)
+    win = Window.last(as_of, 30)
+    lines = project_table(conn, "pulse_order_lines")
+    conds, params, binds = line_conditions(filters, scope, alias="l")
+    conds += ["l.status = 'COMPLETED'", "l.created_at >= :w_start", "l.created_at < :w_end"]
+    params.update(win.params(conn), n=n)
+    top = read_df(conn, f"SELECT l.user_id, u.name AS user_name, SUM(l.revenue) AS revenue, "
+                        f"COUNT(DISTINCT l.order_id) AS completed_orders FROM {lines} l "
+                        f"JOIN users u ON u.id = l.user_id AND u.deleted_at IS NULL WHERE {where(conds)} "
+                        f"GROUP BY l.user_id, u.name ORDER BY ROUND(SUM(l.revenue), 2) DESC, l.user_id LIMIT :n",
+                  params, binds, columns=["user_id", "user_name", "revenue", "completed_orders"])
+    columns = ["rank", "user_id", "user_name", "revenue", "completed_orders", "groups_joined", "categories"]
+    if top.empty:
+        return pd.DataFrame(columns=columns)
+    ids = sa.bindparam("uids", expanding=True)
+    params["uids"] = top["user_id"].tolist()
+    cats = read_df(conn, f"SELECT DISTINCT l.user_id, c.name FROM {lines} l JOIN categories c ON c.id = l.category_id "
+                         f"WHERE l.user_id IN :uids AND {where(conds)}", params, binds + [ids],
+                   columns=["user_id", "name"])
+    joins, gconds, gparams, gbinds = membership(filters, scope)
+    gparams.update(win.params(conn), uids=params["uids"])
+    groups = read_df(conn, f"SELECT gc.user_id, COUNT(DISTINCT gc.group_id) AS n FROM groups_carts gc {joins} "
+                           f"WHERE gc.user_id IN :uids AND gc.deleted_at IS NULL AND gc.created_at >= :w_start "
+                           f"AND gc.created_at < :w_end AND {where(gconds)} GROUP BY gc.user_id",
+                     gparams, gbinds + [ids], columns=["user_id", "n"])
+    names = cats.groupby("user_id")["name"].agg(lambda s: ", ".join(sorted(set(s))))
+    top["groups_joined"] = top["user_id"].map(groups.set_index("user_id")["n"]).fillna(0).astype(int)
+    top["categories"] = top["user_id"].map(names).fillna("")
+    top["rank"] = range(1, len(top) + 1)
+    return top.astype({"revenue": float, "completed_orders": int})[columns]
+
+
+def cohort_activity(conn, as_of=None, filters: Filters = Filters(), scope: Scope = MANAGER,
+                    tz: str = DEFAULT_TZ) -> pd.DataFrame:
+    """Columns: cohort (local signup month start, date), size, active_m0..active_m3.
+
+    size = users (not deleted) who signed up in that local month before as_of; active_mk = how
+    many of them joined >= 1 group in calendar month cohort + k (before as_of). Incomplete
+    months are not marked here: analytics.cohorts decides that from as_of.
+    """
+    as_of = resolve(conn, as_of, tz)
+    joins, conds, params, binds = membership(filters, scope)
+    params["as_of"] = bind_ts(conn, as_of)
+    users = (f"SELECT id, {month_sql(conn, 'created_at', tz)} AS cohort FROM users "
+             f"WHERE deleted_at IS NULL AND created_at < :as_of")
+    sizes = read_df(conn, f"SELECT cohort, COUNT(*) AS size FROM ({users}) u GROUP BY cohort",
+                    {"as_of": params["as_of"]}, columns=["cohort", "size"])
+    active = read_df(conn, f"SELECT u.cohort, a.month, COUNT(*) AS n FROM (SELECT DISTINCT gc.user_id, "
+                           f"{month_sql(conn, 'gc.created_at', tz)} AS month FROM groups_carts gc {joins} "
+                           f"WHERE gc.deleted_at IS NULL AND gc.created_at < :as_of AND {where(conds)}) a "
+                           f"JOIN ({users}) u ON u.id = a.user_id GROUP BY u.cohort, a.month",
+                     params, binds, columns=["cohort", "month", "n"])
+    out = sizes.assign(cohort=pd.to_datetime(sizes["cohort"])).set_index("cohort")
+    if len(active):
+        c, m = pd.to_datetime(active["cohort"]), pd.to_datetime(active["month"])
+        active["k"] = (m.dt.year - c.dt.year) * 12 + (m.dt.month - c.dt.month)
+        active["cohort"] = c
+        grid = active[active["k"].between(0, 3)].pivot_table(index="cohort", columns="k", values="n", aggfunc="sum")
+    else:
+        grid = pd.DataFrame()
+    for k in range(4):
+        col = grid[k] if k in getattr(grid, "columns", []) else pd.Series(dtype=float)
+        out[f"active_m{k}"] = col.reindex(out.index).fillna(0).astype(int)
+    out = out.sort_index().reset_index()
+    out["cohort"] = out["cohort"].dt.date
+    return out.astype({"size": int})
+
+
+def user_rfm(conn, as_of=None, filters: Filters = Filters(), scope: Scope = MANAGER,
+             window: Window | None = None, tz: str = DEFAULT_TZ) -> pd.DataFrame:
+    """Columns: user_id, recency_days (float, as_of - last completed order), frequency (completed
+    orders), monetary (revenue) — users (not deleted) with completed orders created before
+    as_of (and in `window` if given); aggregated per user in SQL."""
+    as_of = resolve(conn, as_of, tz)
+    lines = project_table(conn, "pulse_order_lines")
+    conds, params, binds = line_conditions(filters, scope, alias="l")
+    conds += ["l.status = 'COMPLETED'", "l.created_at < :as_of",
+              "l.user_id NOT IN (SELECT id FROM users WHERE deleted_at IS NOT NULL)"]
+    params["as_of"] = bind_ts(conn, as_of)
+    if window is not None:
+        conds.append("l.created_at >= :w_start")
+        params["w_start"] = bind_ts(conn, window.start)
+    df = read_df(conn, f"SELECT l.user_id, MAX(l.created_at) AS last_order, COUNT(DISTINCT l.order_id) AS frequency, "
+                       f"SUM(l.revenue) AS monetary FROM {lines} l WHERE {where(conds)} GROUP BY l.user_id",
+                 params, binds, columns=["user_id", "last_order", "frequency", "monetary"])
+    last = as_utc(df["last_order"]) if len(df) else pd.Series(dtype="datetime64[ns]")
+    df["recency_days"] = ((pd.Timestamp(as_of) - last).dt.total_seconds() / 86400).astype(float)
+    return df.astype({"frequency": int, "monetary": float})[["user_id", "recency_days", "frequency", "monetary"]]
