@@ -20,10 +20,10 @@ import sqlalchemy as sa
 from data_access.dialect import bind_ts, project_table, to_utc_naive
 from data_access.meta import bump_data_version, get_meta, set_meta
 from data_access.operations import naive_utc, read_df
-from data_access.pipeline_tables import group_events, group_state
+from data_access.pipeline_tables import group_state
 
 INSTALL_KEY = "group_tracking_version"
-VERSION = "1"
+VERSION = "2"  # bump when the SQL functions change: the next sweep reinstalls them
 WATERMARK_KEY = "group_state_watermark"
 SWEEP_KEY = "group_sweep_mark"
 EPOCH = dt.datetime(1970, 1, 1)

@@ -16,7 +16,6 @@ import time
 import uuid
 
 import pandas as pd
-import pytest
 import sqlalchemy as sa
 
 from data_access.dialect import project_table
