@@ -72,7 +72,11 @@ class Simulator:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def _flash(self, n: int) -> None:
-        """One-hour copies of a few deals, so simulated groups can expire while you watch."""
+        """One-hour copies of a few deals, so simulated groups can expire while you watch (made once:
+        later runs reuse the one-hour deals they find)."""
+        self.flash = [d for d in self.deals if int(d["expiration_time"]) == 1]
+        if self.flash:
+            return
         now, rows = _now(), []
         for d in self.rng.sample(self.deals, min(n, len(self.deals))):
             rows.append({**d, "id": self.uid(), "expiration_time": 1, "max_group_member": max(3, d["max_group_member"]),

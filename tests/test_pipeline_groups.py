@@ -254,3 +254,22 @@ def test_sqlite_derives_the_same_states_events_and_refunds_as_postgres(fresh_db)
     assert len(a[2]) > 20
     for x, y in zip(a, b):
         pd.testing.assert_frame_equal(x, y, check_dtype=False)
+
+
+def test_simulated_traffic_agrees_with_the_derivation(fresh_db, backend):
+    """The live simulator plays ChipChip: what it stores as COMPLETED must derive COMPLETED."""
+    from pipeline.simulate import simulate
+    engine = seeded_fresh(fresh_db, backend)
+    gt.install(engine)
+    started = gt.now_utc()
+    stats = simulate(engine, rate=40, duration=2.5, seed=5, report=None)
+    assert stats.groups > 5 and stats.joins > stats.groups and stats.completed > 0
+    gt.sweep(engine)
+    sim = frame(engine, f"SELECT s.derived_status, g.status, s.members, s.goal FROM "
+                f"{project_table(engine, 'pulse_group_state')} s JOIN groups g ON g.id = s.group_id "
+                f"WHERE g.created_at >= :t", t=started)
+    assert len(sim) == stats.groups
+    done = sim[sim["status"] == "COMPLETED"]
+    assert len(done) == stats.completed and set(done["derived_status"]) == {"COMPLETED"}
+    assert (done["members"] == done["goal"]).all()
+    assert set(sim.loc[sim["status"] != "COMPLETED", "derived_status"]) <= {"ACTIVE", "NEARING_EXPIRY"}
