@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from data_access.dialect import project_table
+from data_access.dialect import bind_ts, project_table
 from data_access.operations import naive_utc
 from data_access.schema import groups, groups_carts, orders
 from pipeline import group_tracking as gt
@@ -267,7 +267,7 @@ def test_simulated_traffic_agrees_with_the_derivation(fresh_db, backend):
     gt.sweep(engine)
     sim = frame(engine, f"SELECT s.derived_status, g.status, s.members, s.goal FROM "
                 f"{project_table(engine, 'pulse_group_state')} s JOIN groups g ON g.id = s.group_id "
-                f"WHERE g.created_at >= :t", t=started)
+                f"WHERE g.created_at >= :t", t=bind_ts(engine, started))
     assert len(sim) == stats.groups
     done = sim[sim["status"] == "COMPLETED"]
     assert len(done) == stats.completed and set(done["derived_status"]) == {"COMPLETED"}
