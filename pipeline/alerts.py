@@ -24,6 +24,7 @@ from data_access.dialect import bind_ts, project_table, to_utc_naive, utc_to_loc
 from data_access.meta import get_meta
 from data_access.pipeline_tables import alert_state, alerts, request_metrics
 from pipeline.anomalies import data_as_of
+from pipeline.group_tracking import bump_version
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "config" / "alert_rules.json"
 COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
@@ -208,6 +209,8 @@ def evaluate(engine: sa.Engine, rules: list[Rule], values: dict[str, float | Non
                     fired = conn.execute(sa.select(alerts.c.fired_at).where(alerts.c.id == alert_id)).scalar()
                     event = _payload(rule, "resolved", alert_id, value, to_utc_naive(fired or now), now)
                     state, since, alert_id = "ok", None, None
+            if event:  # the Operations page shows the alert log: let its caches know
+                bump_version(conn)
             row = {"state": state, "since": since, "alert_id": alert_id, "last_value": value, "evaluated_at": now}
             if st:
                 conn.execute(sa.update(alert_state).where(alert_state.c.rule == rule.name).values(**row))

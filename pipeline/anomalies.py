@@ -17,6 +17,7 @@ from analytics import anomalies as an
 from data_access import operations as ops
 from data_access.dialect import to_utc_naive, utc_to_local_date
 from data_access.pipeline_tables import anomalies as anomalies_table
+from pipeline.group_tracking import bump_version
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,10 @@ def detect(engine: sa.Engine, tz: str, now: dt.datetime | None = None,
 
 
 def store(engine: sa.Engine, findings: pd.DataFrame, now: dt.datetime | None = None) -> int:
-    """Replace the stored findings with this run's (one transaction: the page never sees half)."""
+    """Replace the stored findings with this run's (one transaction: the page never sees half).
+
+    Unchanged findings are left alone, so the data version (and every dashboard cache) only moves
+    when there is something new to show."""
     stamp = to_utc_naive(now or _now())
     rows = [{"kind": r.kind, "severity": r.severity, "entity_id": str(r.entity_id)[:64],
              "observed_at": None if r.observed_at is None or pd.isna(r.observed_at)
@@ -73,9 +77,14 @@ def store(engine: sa.Engine, findings: pd.DataFrame, now: dt.datetime | None = N
              "summary": str(r.summary)[:300], "evidence": json.dumps(r.evidence, default=str, sort_keys=True),
              "detected_at": stamp} for r in findings.itertuples()]
     with engine.begin() as conn:
+        old = {tuple(r) for r in conn.execute(sa.select(anomalies_table.c.kind, anomalies_table.c.entity_id,
+                                                        anomalies_table.c.summary))}
+        if old == {(r["kind"], r["entity_id"], r["summary"]) for r in rows}:
+            return len(rows)
         conn.execute(sa.delete(anomalies_table))
         if rows:
             conn.execute(sa.insert(anomalies_table), rows)
+        bump_version(conn)
     return len(rows)
 
 
