@@ -68,8 +68,8 @@ def detect(engine: sa.Engine, tz: str, now: dt.datetime | None = None,
 def store(engine: sa.Engine, findings: pd.DataFrame, now: dt.datetime | None = None) -> int:
     """Replace the stored findings with this run's (one transaction: the page never sees half).
 
-    Unchanged findings are left alone, so the data version (and every dashboard cache) only moves
-    when there is something new to show."""
+    The data version (which every dashboard cache keys on) moves only when a finding appears,
+    disappears or changes severity — not because a delay grew by a minute."""
     stamp = to_utc_naive(now or _now())
     rows = [{"kind": r.kind, "severity": r.severity, "entity_id": str(r.entity_id)[:64],
              "observed_at": None if r.observed_at is None or pd.isna(r.observed_at)
@@ -78,13 +78,12 @@ def store(engine: sa.Engine, findings: pd.DataFrame, now: dt.datetime | None = N
              "detected_at": stamp} for r in findings.itertuples()]
     with engine.begin() as conn:
         old = {tuple(r) for r in conn.execute(sa.select(anomalies_table.c.kind, anomalies_table.c.entity_id,
-                                                        anomalies_table.c.summary))}
-        if old == {(r["kind"], r["entity_id"], r["summary"]) for r in rows}:
-            return len(rows)
+                                                        anomalies_table.c.severity))}
         conn.execute(sa.delete(anomalies_table))
         if rows:
             conn.execute(sa.insert(anomalies_table), rows)
-        bump_version(conn)
+        if old != {(r["kind"], r["entity_id"], r["severity"]) for r in rows}:
+            bump_version(conn)
     return len(rows)
 
 
