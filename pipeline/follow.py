@@ -61,7 +61,17 @@ class Listener:
         return []
 
     def close(self) -> None:
-        self.conn.close()
+        try:
+            self.conn.close()
+        except Exception:  # already broken: nothing to release
+            pass
+
+
+def _listen(engine: sa.Engine) -> Listener | None:
+    try:
+        return Listener(engine)
+    except Exception:  # raw_connection raises the driver's own errors: still down, poll and retry
+        return None
 
 
 def _announce(engine: sa.Engine, since: dt.datetime) -> int:
@@ -115,7 +125,8 @@ def follow(engine: sa.Engine, settings, interval: float = 10.0, stop: threading.
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     group_tracking.ensure_installed(engine, settings.nearing_expiry_hours)
-    listener = Listener(engine) if engine.dialect.name == "postgresql" else None
+    pg = engine.dialect.name == "postgresql"
+    listener = Listener(engine) if pg else None
     log(f"following {engine.url.render_as_string()} every {interval:g}s"
         f"{' (LISTEN ' + ', '.join(CHANNELS) + ')' if listener else ' (polling)'}")
     cycles, last_detect, started = 0, 0.0, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -130,13 +141,20 @@ def follow(engine: sa.Engine, settings, interval: float = 10.0, stop: threading.
                     log(json.dumps(out))
             except _Stop:
                 break
-            except sa.exc.OperationalError as exc:  # database restarting: retry next cycle
+            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:  # database restarting: retry later
                 log(f"database error, retrying in {interval:g}s: {str(exc.orig or exc).splitlines()[0]}")
             cycles += 1
             if max_cycles is not None and cycles >= max_cycles:
                 break
+            if pg and listener is None:
+                listener = _listen(engine)
             if listener:
-                _log_notifies(listener.wait(interval, stop))
+                try:
+                    _log_notifies(listener.wait(interval, stop))
+                except Exception as exc:  # the LISTEN connection died (database restart): poll meanwhile
+                    log(f"lost LISTEN connection ({type(exc).__name__}); polling until it is back")
+                    listener.close()
+                    listener = None
             else:
                 stop.wait(interval)
     finally:

@@ -68,8 +68,10 @@ class Simulator:
             d["id"], d["product_id"], d["group_price"] = str(d["id"]), str(d["product_id"]), float(d["group_price"])
         self._flash(flash_deals)
 
-    def uid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+    @staticmethod
+    def uid() -> str:
+        """Fresh random ids even with a fixed seed: a second run must not collide with the first."""
+        return str(uuid.uuid4())
 
     def _flash(self, n: int) -> None:
         """One-hour copies of a few deals, so simulated groups can expire while you watch (made once:
