@@ -8,29 +8,20 @@ from callbacks.common import (as_of_for, cached_output, current_scope, figure_me
 from components import overview as view
 from components.ids import Overview, Shell
 from data_access import sales
+from data_access.groups import group_status_counts
+from data_access.metrics import kpi_series, kpi_summary
 
 
-def overview_kpis(conn, scope, window, as_of, filters, nearing_hours):
-    """KPI dict for one window; the metrics layer's summary plus live group counts."""
-    try:
-        from data_access.metrics import kpi_summary
-    except ImportError:  # metrics layer not present yet: totals only
-        totals = sales.sales_totals(conn, window, filters, scope)
-        out = {"revenue": totals["revenue"], "completed_orders": totals["orders"]}
-    else:
-        out = dict(kpi_summary(conn, window, as_of, filters=filters, scope=scope))
-    try:
-        from data_access.groups import group_status_counts
-        counts = group_status_counts(conn, as_of, nearing_hours, filters=filters, scope=scope)
-        out["active_groups"] = counts.get("active")
-    except ImportError:
-        pass
+def overview_kpis(conn, scope, window, as_of, filters, nearing_hours, tz):
+    """KPI dict for one window (the metrics layer's summary) plus the live active-group count."""
+    out = dict(kpi_summary(conn, window, as_of, filters=filters, scope=scope, tz=tz))
+    counts = group_status_counts(conn, as_of, nearing_hours, filters=filters, scope=scope, tz=tz)
+    out["active_groups"] = counts["active"]
     return out
 
 
-def comparison_series(conn, scope, window, as_of, filters, freq):
-    from data_access.metrics import kpi_series
-    return kpi_series(conn, window, as_of, freq=freq, filters=filters, scope=scope)
+def comparison_series(conn, scope, window, as_of, filters, freq, tz):
+    return kpi_series(conn, window, as_of, freq=freq, filters=filters, scope=scope, tz=tz)
 
 
 def register(app):
@@ -46,7 +37,7 @@ def register(app):
         window, filters = parse_filters(filters_data, svc.settings.timezone)
         scope, as_of = current_scope(), as_of_for(window)
         hours = svc.settings.nearing_expiry_hours
-        kw = dict(filters=filters, nearing_hours=hours)
+        kw = dict(filters=filters, nearing_hours=hours, tz=svc.settings.timezone)
         current = svc.query(overview_kpis, scope, version, window=window, as_of=as_of, **kw)
         prev_window = window.previous()
         previous = svc.query(overview_kpis, scope, version, window=prev_window, as_of=prev_window.end, **kw)
@@ -65,5 +56,5 @@ def register(app):
         days = (window.end - window.start).days
         freq = "day" if days <= 62 else "week" if days <= 370 else "month"
         series = svc.query(comparison_series, current_scope(), version, window=window,
-                           as_of=as_of_for(window), filters=filters, freq=freq)
+                           as_of=as_of_for(window), filters=filters, freq=freq, tz=svc.settings.timezone)
         return view.comparison_figure(series, metrics)

@@ -46,8 +46,8 @@ def cohort_heatmap(matrix: pd.DataFrame) -> go.Figure:
     months = [c for c in matrix.columns if c != "size"]
     z = matrix[months].to_numpy(dtype=float) * 100
     text = np.where(np.isnan(z), "", np.char.mod("%.0f%%", np.nan_to_num(z)))
-    labels = [f"{idx} (n={int(n):,})" for idx, n in zip(matrix.index, matrix["size"])] if "size" in matrix else \
-        list(matrix.index)
+    names = [f"{c:%b %Y}" if hasattr(c, "strftime") else str(c) for c in matrix.index]
+    labels = [f"{name} (n={int(n):,})" for name, n in zip(names, matrix["size"])] if "size" in matrix else names
     fig = go.Figure(go.Heatmap(z=z, x=[f"Month {m}" for m in months], y=labels, text=text, texttemplate="%{text}",
                                colorscale="Blues", zmin=0, zmax=100, colorbar={"title": "% of cohort"},
                                hoverongaps=False, hovertemplate="%{y}, %{x}: %{z:.1f}%<extra></extra>"))
@@ -68,7 +68,6 @@ def segment_figure(df: pd.DataFrame) -> go.Figure:
 def segment_rows(df: pd.DataFrame) -> list[dict]:
     if df.empty:
         return []
-    total = df["revenue"].sum()
     out = df.assign(revenue_fmt=df["revenue"].map(lambda v: f"{v:,.0f}"),
-                    share_fmt=(df["revenue"] / total).map(lambda v: f"{v:.1%}") if total else "")
+                    share_fmt=df["revenue_share"].map(lambda v: "" if pd.isna(v) else f"{v:.1%}"))
     return out[["segment", "users", "revenue_fmt", "share_fmt"]].to_dict("records")

@@ -42,7 +42,10 @@ def kpi_cards(current: dict, previous: dict | None) -> list:
     for key, (label, kind) in METRICS.items():
         if key not in current:
             continue
-        delta = widgets.delta_text(current[key], (previous or {}).get(key)) if previous is not None else None
+        if key == "active_groups":
+            delta = ("live, right now", "text-muted")
+        else:
+            delta = widgets.delta_text(current[key], (previous or {}).get(key)) if previous is not None else None
         cols.append(dbc.Col(widgets.kpi_card(label, widgets.fmt_value(current[key], kind), delta, name=key),
                             xs=6, md=3, xl=True))
     return cols
@@ -57,7 +60,8 @@ def trend_figure(daily: pd.DataFrame) -> go.Figure:
     fig.add_scatter(x=daily["day"], y=daily["orders"], name="Completed orders", mode="lines",
                     line={"color": widgets.PALETTE[1], "width": 2}, secondary_y=True)
     fig.update_yaxes(title_text="Revenue (ETB)", secondary_y=False, tickformat=",.0f", rangemode="tozero")
-    fig.update_yaxes(title_text="Orders", secondary_y=True, showgrid=False, rangemode="tozero", tickformat=",d")
+    fig.update_yaxes(title_text="Orders", secondary_y=True, showgrid=False, rangemode="tozero", tickformat=",d",
+                     tickmode="auto", nticks=6)
     return widgets.style_figure(fig)
 
 

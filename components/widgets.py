@@ -78,8 +78,9 @@ def data_table(id_, columns: list[dict], page_size: int = 10):
         id=id_, columns=columns, data=[], page_size=page_size, sort_action="native",
         export_format="csv", export_headers="display",
         style_table={"overflowX": "auto"}, style_as_list_view=True,
-        style_header={"fontWeight": "600", "backgroundColor": "#f8f9fa"},
-        style_cell={"fontFamily": "inherit", "fontSize": "0.9rem", "padding": "6px 10px", "textAlign": "left"})
+        style_header={"fontWeight": "600", "backgroundColor": "#f8f9fa", "fontFamily": "var(--bs-body-font-family)"},
+        style_cell={"fontFamily": "var(--bs-body-font-family)", "fontSize": "0.85rem", "padding": "6px 10px",
+                    "textAlign": "left", "whiteSpace": "normal", "height": "auto"})
 
 
 def section(title: str, *children, width: int = 12):
