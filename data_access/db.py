@@ -34,7 +34,6 @@ def make_engine(url: str, statement_timeout_ms: int | None = None) -> sa.Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA cache_size=-131072")
             cur.execute("PRAGMA temp_store=MEMORY")
-            cur.execute("PRAGMA mmap_size=1073741824")
             cur.close()
         return engine
     options = "-c timezone=UTC"

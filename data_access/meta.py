@@ -19,9 +19,18 @@ def set_meta(conn: sa.Connection, key: str, value: str | None) -> None:
 
 
 def bump_data_version(conn: sa.Connection) -> int:
-    """Every change that alters what pages show bumps this; caches key on it."""
-    new = int(get_meta(conn, DATA_VERSION_KEY) or 0) + 1
-    set_meta(conn, DATA_VERSION_KEY, str(new))
+    """Every change that alters what pages show bumps this; caches key on it.
+
+    One UPDATE (a row lock), so concurrent writers (ETL, sweeper, refund workers) serialise
+    instead of colliding on a delete + insert.
+    """
+    current = conn.execute(sa.select(meta.c.value).where(meta.c.key == DATA_VERSION_KEY)
+                           .with_for_update()).scalar()
+    if current is None:
+        set_meta(conn, DATA_VERSION_KEY, "1")
+        return 1
+    new = int(current) + 1
+    conn.execute(sa.update(meta).where(meta.c.key == DATA_VERSION_KEY).values(value=str(new)))
     return new
 
 

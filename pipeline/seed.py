@@ -6,10 +6,16 @@ import sqlalchemy as sa
 from dashboard.progress import Progress
 from data_access.bulk import load_frames
 from data_access.db import ensure_order_partitions, init_db, source_row_count
-from data_access.dialect import project_table
-from data_access.schema import SOURCE_TABLES
+from data_access.schema import PROJECT_SCHEMA, SOURCE_TABLES, metadata
 from pipeline import etl
 from pipeline.demo_data import DemoSpec, generate
+
+
+def derived_tables() -> list[sa.Table]:
+    """Project tables whose rows derive from the source data (accounts and audit survive)."""
+    from data_access.accounts import accounts, audit_log
+    keep = {accounts.name, audit_log.name}
+    return [t for t in reversed(metadata.sorted_tables) if t.schema == PROJECT_SCHEMA and t.name not in keep]
 
 
 class TargetNotEmpty(RuntimeError):
@@ -36,8 +42,8 @@ def seed(engine: sa.Engine, spec: DemoSpec, tz: str, force: bool = False, show_p
 
     with engine.begin() as conn:
         if force:
-            for t in ("pulse_order_lines", "pulse_daily_sales", "pulse_quarantine", "pulse_meta"):
-                conn.execute(sa.text(f"DELETE FROM {project_table(conn, t)}"))
+            for table in derived_tables():  # everything derived from the old data goes too
+                conn.execute(table.delete())
             for table in reversed(SOURCE_TABLES):
                 conn.execute(table.delete())
         orders = frames["orders"]["created_at"]
