@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from data_access.db import month_starts
 from data_access.dialect import bind_ts, local_date_sql, project_table, to_utc_naive
 from data_access.meta import bump_data_version, get_meta, set_meta
 
@@ -89,7 +90,7 @@ SELECT o.id, CASE
   WHEN o.updated_at < o.created_at THEN 'impossible timestamp: updated before created'
   WHEN o.created_at > :future THEN 'impossible timestamp: created in the future'
   END AS reason
-FROM orders o WHERE o.id IN (SELECT order_id FROM etl_changed)
+FROM orders o WHERE {selected}
 """
 
 GROUP_LINES_SQL = """
@@ -102,7 +103,7 @@ JOIN groups g ON g.id = gc.group_id
 JOIN group_deals gd ON gd.id = g.group_deals_id
 JOIN products p ON p.id = gd.product_id
 JOIN product_names pn ON pn.id = p.name_id
-WHERE o.id IN (SELECT order_id FROM etl_changed) AND o.deleted_at IS NULL AND gc.deleted_at IS NULL
+WHERE {selected} AND o.deleted_at IS NULL AND gc.deleted_at IS NULL
   AND o.id NOT IN (SELECT order_id FROM etl_bad)
 """
 
@@ -125,7 +126,7 @@ FROM (
   JOIN product_names pn ON pn.id = p.name_id
   LEFT JOIN (SELECT product_id, MAX(original_price) AS price FROM single_deals
              WHERE deleted_at IS NULL GROUP BY product_id) sd ON sd.product_id = p.id
-  WHERE o.id IN (SELECT order_id FROM etl_changed) AND o.deleted_at IS NULL AND c.deleted_at IS NULL
+  WHERE {selected} AND o.deleted_at IS NULL AND c.deleted_at IS NULL
     AND o.id NOT IN (SELECT order_id FROM etl_bad)
 ) x
 """
@@ -149,32 +150,45 @@ def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, in
                          f"WHERE order_id {in_changed}"))
     conn.execute(sa.text(f"DELETE FROM {lines} WHERE order_id {in_changed}"))
 
-    now = bind_ts(conn, dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
-    bad = [(str(r[0]), r[1]) for r in conn.execute(sa.text(QUARANTINE_SQL), {"future": now}) if r[1]]
     cast = "::varchar" if conn.dialect.name == "postgresql" else ""
     conn.execute(sa.text(f"DELETE FROM {quarantine} WHERE source_table = 'orders' AND source_id IN "
                          f"(SELECT order_id{cast} FROM etl_changed)"))
+    n_bad = _validate_and_insert(conn, "o.id IN (SELECT order_id FROM etl_changed)", {}, tz)
+    conn.execute(sa.text(f"INSERT INTO etl_days (day) SELECT DISTINCT local_day FROM {lines} "
+                         f"WHERE order_id {in_changed} AND local_day NOT IN (SELECT day FROM etl_days)"))
+    conn.execute(sa.text(f"DELETE FROM {rollup} WHERE local_day IN (SELECT day FROM etl_days)"))
+    _rollup(conn, "local_day IN (SELECT day FROM etl_days)")
+    n_lines = conn.execute(sa.text(f"SELECT COUNT(*) FROM {lines} WHERE order_id {in_changed}")).scalar_one()
+    return n_orders, n_lines, n_bad
+
+
+def _validate_and_insert(conn, selected: str, params: dict, tz: str) -> int:
+    """Quarantine the selected orders that cannot be reported, insert lines for the others."""
+    lines, quarantine = project_table(conn, "pulse_order_lines"), project_table(conn, "pulse_quarantine")
+    now = bind_ts(conn, dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+    conn.execute(sa.text("DELETE FROM etl_bad"))
+    bad = [(str(r[0]), r[1]) for r in conn.execute(sa.text(QUARANTINE_SQL.format(selected=selected)),
+                                                    {**params, "future": now}) if r[1]]
     if bad:
         detected = bind_ts(conn, dt.datetime.now(dt.timezone.utc))
         conn.execute(sa.text(f"INSERT INTO {quarantine} (source_table, source_id, reason, detected_at) "
                              "VALUES ('orders', :id, :reason, :at)"),
-                     [{"id": str(i), "reason": r, "at": detected} for i, r in bad])
+                     [{"id": i, "reason": r, "at": detected} for i, r in bad])
         conn.execute(sa.text("INSERT INTO etl_bad (order_id) VALUES (:id)"), [{"id": i} for i, _ in bad])
-
     day = local_date_sql(conn, "o.created_at", tz)
     for template in (GROUP_LINES_SQL, INDIVIDUAL_LINES_SQL):
-        conn.execute(sa.text(f"INSERT INTO {lines} ({LINE_COLUMNS}) {template.format(day=day)}"))
-    conn.execute(sa.text(f"INSERT INTO etl_days (day) SELECT DISTINCT local_day FROM {lines} "
-                         f"WHERE order_id {in_changed} AND local_day NOT IN (SELECT day FROM etl_days)"))
-    conn.execute(sa.text(f"DELETE FROM {rollup} WHERE local_day IN (SELECT day FROM etl_days)"))
+        conn.execute(sa.text(f"INSERT INTO {lines} ({LINE_COLUMNS}) {template.format(day=day, selected=selected)}"),
+                     params)
+    return len(bad)
+
+
+def _rollup(conn, days_condition: str) -> None:
+    lines, rollup = project_table(conn, "pulse_order_lines"), project_table(conn, "pulse_daily_sales")
     conn.execute(sa.text(
         f"INSERT INTO {rollup} (local_day, product_id, deal_type, status, vendor_id, category_id, orders, "
         f"quantity, revenue) SELECT local_day, product_id, deal_type, status, vendor_id, category_id, "
-        f"COUNT(DISTINCT order_id), SUM(quantity), SUM(revenue) FROM {lines} "
-        f"WHERE local_day IN (SELECT day FROM etl_days) "
+        f"COUNT(DISTINCT order_id), SUM(quantity), SUM(revenue) FROM {lines} WHERE {days_condition} "
         f"GROUP BY local_day, product_id, deal_type, status, vendor_id, category_id"))
-    n_lines = conn.execute(sa.text(f"SELECT COUNT(*) FROM {lines} WHERE order_id {in_changed}")).scalar_one()
-    return n_orders, n_lines, len(bad)
 
 
 def run_once(engine: sa.Engine, tz: str, overlap_seconds: float = 300, batch_rows: int = 50_000,
@@ -209,10 +223,38 @@ def run_once(engine: sa.Engine, tz: str, overlap_seconds: float = 300, batch_row
 
 
 def rebuild(engine: sa.Engine, tz: str, progress=lambda done, total: None) -> EtlResult:
-    """Forget everything derived and replay the whole history (the reference for idempotence)."""
+    """Forget everything derived and replay the whole history (the reference for idempotence).
+
+    One transaction, month by month of order creation, the rollup built once at the end: a
+    backfill killed midway leaves the previous state intact, and a restart starts over.
+    """
+    result = EtlResult()
+    started = time.perf_counter()
     with engine.begin() as conn:
         for t in ("pulse_order_lines", "pulse_daily_sales", "pulse_quarantine"):
             conn.execute(sa.text(f"DELETE FROM {project_table(conn, t)}"))
         set_meta(conn, WATERMARK_KEY, None)
+        source_max = _source_max(conn)
+        first, last = conn.execute(sa.text("SELECT MIN(created_at), MAX(created_at) FROM orders")).one()
+        if source_max is not None and first is not None:
+            _temp(conn, "etl_bad", "order_id", "UUID" if conn.dialect.name == "postgresql" else "VARCHAR(36)")
+            total = conn.execute(sa.text("SELECT COUNT(*) FROM orders")).scalar_one()
+            months = month_starts(_parse_ts(first), _parse_ts(last))
+            for i, month in enumerate(months):
+                nxt = months[i + 1] if i + 1 < len(months) else None
+                lo = dt.datetime.combine(month, dt.time()) if i else EPOCH
+                hi = dt.datetime.combine(nxt, dt.time()) if nxt else dt.datetime(9999, 1, 1)
+                result.quarantined += _validate_and_insert(
+                    conn, "o.created_at >= :c_lo AND o.created_at < :c_hi",
+                    {"c_lo": bind_ts(conn, lo), "c_hi": bind_ts(conn, hi)}, tz)
+                progress(int(total * (i + 1) / len(months) * 0.9), total)
+            _rollup(conn, "1 = 1")
+            set_meta(conn, WATERMARK_KEY, source_max.isoformat())
+            result.orders = total
+            result.lines = conn.execute(sa.text(
+                f"SELECT COUNT(*) FROM {project_table(conn, 'pulse_order_lines')}")).scalar_one()
+            result.batches = len(months)
+            progress(total, total)
         bump_data_version(conn)
-    return run_once(engine, tz, progress=progress)
+    result.seconds = time.perf_counter() - started
+    return result
