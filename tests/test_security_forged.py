@@ -64,6 +64,14 @@ def world(seeded, tmp_path_factory):
     assert a["revenue"] != b["revenue"] and b["revenue"] != "ETB 0"
     b_only = {label.split(" — ")[0] for label in b["labels"]} - {label.split(" — ")[0] for label in a["labels"]}
     w["b"]["only_product_names"] = sorted(b_only)
+    with engine.connect() as conn:  # B's customers who never bought from A (top-users markers)
+        buyers = {v: {(str(i), n) for i, n in conn.execute(sa.text(
+            "SELECT DISTINCT l.user_id, u.name FROM pulse_order_lines l JOIN users u ON u.id = l.user_id "
+            "WHERE l.vendor_id = :v"), {"v": v})} for v in (a["vendor"], b["vendor"])}
+    a_ids, a_names = {i for i, _ in buyers[a["vendor"]]}, {n for _, n in buyers[a["vendor"]]}
+    w["b"]["only_buyers"] = sorted(i for i, _ in buyers[b["vendor"]] if i not in a_ids)
+    w["b"]["only_buyer_names"] = sorted({n for _, n in buyers[b["vendor"]]} - a_names)  # names repeat
+    assert w["b"]["only_buyers"] and w["b"]["only_buyer_names"]
     w["url"] = url
     yield w
     engine.dispose()
@@ -144,6 +152,10 @@ def assert_no_leak(text: str, world) -> None:
         assert name not in text, f"vendor B's product {name!r} leaked"
     for product in b["products"]:
         assert product not in text, "vendor B's product id leaked"
+    for user in b["only_buyers"]:
+        assert user not in text, "a customer of vendor B only leaked"
+    for name in b["only_buyer_names"]:
+        assert f'"{name}"' not in text, f"a customer of vendor B only leaked ({name})"
 
 
 def message_text(payload: dict, component_id: str) -> str:
@@ -390,3 +402,75 @@ def test_leak_check_recognises_vendor_b_data(app, as_b, world, version):
     _, text, _ = post(as_b, app, Shell.PRODUCT, {f"{Shell.VENDOR}.value": None})
     with pytest.raises(AssertionError, match="vendor B's"):
         assert_no_leak(text, world)
+
+
+# -- every page callback that reads the filter store -----------------------------------------
+
+def filter_page_callbacks(app) -> list[str]:
+    """Output keys of the page callbacks driven by the filters store (overview, groups,
+    products, customers ... whichever pages exist), the shell's own excluded."""
+    return sorted(k for k, spec in app.callback_map.items()
+                  if any(i["id"] == Shell.FILTERS and i["property"] == "data" for i in spec["inputs"]))
+
+
+def page_values(app, key: str, store, version) -> dict:
+    """Inputs for one page callback: the (forged) store and version, and a forged value for
+    every other input (modes, periods, metric lists ...)."""
+    values = {f"{Shell.FILTERS}.data": store, f"{Shell.VERSION}.data": version}
+    for dep in app.callback_map[key]["inputs"] + app.callback_map[key].get("state", []):
+        values.setdefault(f"{dep['id']}.{dep['property']}", "'; DROP TABLE orders; --")
+    return values
+
+
+def post_key(client, app, key: str, values: dict) -> tuple[int, str]:
+    first = key.strip(".").split("...")[0].rsplit(".", 1)[0]
+    response = client.post("/_dash-update-component", json=dash_body(app, first, values))
+    return response.status_code, response.get_data(as_text=True)
+
+
+def test_every_filter_driven_page_callback_resists_forged_stores(app, as_a, world, version):
+    keys = filter_page_callbacks(app)
+    assert any(k.startswith("..overview-kpis") for k in keys) and len(keys) >= 2
+    for key in keys:
+        for store, _expected in forged_stores(world):
+            status, text = post_key(as_a, app, key, page_values(app, key, store, version))
+            assert status == 200, (key, store, status)
+            assert_no_leak(text, world)
+
+
+def test_every_filter_driven_page_callback_stays_in_scope(app, as_a, world, version):
+    """With ordinary inputs, no page shows anything of B's; where a page names vendors
+    (the products heatmap), it names A."""
+    for key in filter_page_callbacks(app):
+        status, text = post_key(as_a, app, key, page_values(app, key, GOOD, version))
+        assert status == 200, key
+        assert_no_leak(text, world)
+    if any(k.startswith("products-heatmap") for k in app.callback_map):
+        status, text, _ = post(as_a, app, "products-heatmap", {
+            f"{Shell.FILTERS}.data": GOOD, f"{Shell.VERSION}.data": version, "products-heatmap-mode.value": "share"})
+        assert status == 200 and world["a"]["name"] in text
+
+
+def test_vendor_top_users_are_its_own_buyers_spending_on_its_products(app, world, version):
+    """Top users for a vendor rank its buyers by what they spent on its products only."""
+    if not any(k.startswith("..customers-top.") for k in app.callback_map):
+        pytest.skip("no customers page yet")
+    from callbacks.common import as_of_for
+    from data_access.customers import top_users
+    window = Window.days(dt.date.fromisoformat(START), dt.date.fromisoformat(END_DAY), TZ)
+    engine = make_engine(world["url"])
+    shown = {}
+    for who, username, password, scope in (("a", "vendor_a", "vendor-a-pass", Scope(world["a"]["vendor"])),
+                                           ("boss", "boss", "manager-pass", Scope(None))):
+        client = _login(app, username, password)
+        _, text, payload = post(client, app, "customers-top", {f"{Shell.FILTERS}.data": GOOD,
+                                                               f"{Shell.VERSION}.data": version})
+        rows = payload["customers-top"]["data"]
+        with engine.connect() as conn:
+            expected = top_users(conn, as_of_for(window), n=10, scope=scope, tz=TZ)
+        names = [n if isinstance(n, str) else "(no name)" for n in expected["user_name"]]  # as the table shows it
+        assert [(r["user_name"], r["completed_orders"]) for r in rows] == \
+            list(zip(names, expected["completed_orders"])), who
+        shown[who] = rows
+    engine.dispose()
+    assert shown["a"] and shown["a"] != shown["boss"]
