@@ -218,27 +218,33 @@ class Gunicorn:
             return ""
 
 
-def rss_kb(pid: int) -> int | None:
+def memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS (all resident pages) and RssAnon (private memory: what the worker itself holds;
+    the rest is mostly SQLite's memory-mapped database file, shared and reclaimable)."""
+    out = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
+            if line.startswith(("VmRSS:", "RssAnon:")):
+                out[line.split(":")[0]] = int(line.split()[1])
     except OSError:
-        return None
-    return None
+        pass
+    return out
 
 
 class RssSampler(threading.Thread):
     def __init__(self, server: Gunicorn):
         super().__init__(daemon=True)
-        self.server, self.peak, self.stop_event = server, {}, threading.Event()
+        self.server, self.stop_event = server, threading.Event()
+        self.peak: dict[int, int] = {}
+        self.peak_anon: dict[int, int] = {}
 
     def run(self) -> None:
         while not self.stop_event.wait(0.25):
             for pid in self.server.worker_pids():
-                kb = rss_kb(pid)
-                if kb:
-                    self.peak[pid] = max(self.peak.get(pid, 0), kb)
+                kb = memory_kb(pid)
+                if kb.get("VmRSS"):
+                    self.peak[pid] = max(self.peak.get(pid, 0), kb["VmRSS"])
+                    self.peak_anon[pid] = max(self.peak_anon.get(pid, 0), kb.get("RssAnon", 0))
 
 
 # -- one user session ------------------------------------------------------------------------
@@ -337,16 +343,19 @@ class Session:
         out = self.callback("vendor_options", "filter-vendor", {"data-version-store.data": self.version})
         self.vendors = [o["value"] for o in out.get("filter-vendor", {}).get("options", [])]
 
-    def interaction(self) -> None:
-        """One filter change, as the browser sends it."""
-        start, end = self.rng.choice(self.windows)
-        vendor = None
-        if self.rng.random() < 0.5 and self.vendors:
-            vendor = self.rng.choice(self.vendors)  # a vendor's list holds only itself
+    def vendor_choices(self, limit_to: list[str] | None) -> list[str | None]:
+        """What this user may pick in the vendor filter: nothing, or a vendor from its list (a
+        vendor's list holds only itself; a manager's every vendor, or `limit_to` in --warm)."""
+        vendors = [v for v in self.vendors if limit_to is None or v in limit_to]
+        return [None, *vendors]
+
+    def interaction(self, start: str, end: str, vendor: str | None, product_rate: float) -> None:
+        """One filter change, as the browser sends it: product options for the vendor, the
+        filter bar, then the overview's two callbacks."""
         products = self.callback("products", "filter-product", {"filter-vendor.value": vendor,
                                                                 "filter-product.value": None})
         product_ids = [o["value"] for o in products.get("filter-product", {}).get("options", [])]
-        product = self.rng.choice(product_ids) if product_ids and self.rng.random() < 0.2 else None
+        product = self.rng.choice(product_ids) if product_ids and self.rng.random() < product_rate else None
         out = self.callback("filters", "filters-store", {
             "filter-dates.start_date": start, "filter-dates.end_date": end, "filter-vendor.value": vendor,
             "filter-product.value": product, "filter-category.value": None})
@@ -358,21 +367,32 @@ class Session:
         self.callback("compare", "overview-compare", {"filters-store.data": store, "data-version-store.data": self.version,
                                                       "metric-select.value": ["revenue", "completed_orders"]})
 
-    def run(self, ready: threading.Barrier, deadline_box: list) -> None:
+    def warm_up(self, limit_to: list[str] | None) -> None:
+        """Every view this user can reach in --warm mode, once (fills the shared cache)."""
+        for start, end in dict.fromkeys(self.windows):
+            for vendor in self.vendor_choices(limit_to):
+                self.interaction(start, end, vendor, 0.0)
+
+    def run(self, ready: threading.Barrier, go: threading.Barrier, deadline_box: list,
+            product_rate: float, limit_to: list[str] | None) -> None:
         ok = self.login()
         if ok:
             self.refresh()
             self.load_options()
         try:
             ready.wait(timeout=300)
+            go.wait(timeout=900)
         except threading.BrokenBarrierError:
             return
         if not ok:
             return
         deadline = deadline_box[0]
+        choices = self.vendor_choices(limit_to)
         n = 0
         while time.time() < deadline:
-            self.interaction()
+            start, end = self.rng.choice(self.windows)
+            vendor = None if self.rng.random() < 0.5 else self.rng.choice(choices)
+            self.interaction(start, end, vendor, product_rate)
             n += 1
             if n % 5 == 0:
                 self.refresh()
@@ -411,7 +431,7 @@ class Stats:
 
 
 def date_windows(end_iso: str, count: int, rng: random.Random) -> list[tuple[str, str]]:
-    """The default last-30-days view (half the picks) plus `count` other windows."""
+    """The default last-30-days view (half the picks when count > 0) plus `count` other windows."""
     end = dt.date.fromisoformat(end_iso[:10])
     default = ((end - dt.timedelta(days=29)).isoformat(), end.isoformat())
     others = []
@@ -451,20 +471,34 @@ def run(args) -> dict:
             raise SystemExit(f"error: could not log in:\n{server.log_tail()}")
         windows = date_windows(probe.windows[0][1], args.windows, rng)
 
-        ready = threading.Barrier(args.sessions + 1)
+        ready, go = threading.Barrier(args.sessions + 1), threading.Barrier(args.sessions + 1)
         deadline_box = [0.0]
-        threads = []
+        product_rate = 0.0 if args.warm else 0.2
+        limit_to = [vendor for _, role, vendor in users if role == "vendor"] if args.warm else None
+        sessions, threads = [], []
         for i in range(args.sessions):
             username, _role, vendor = users[0] if i % 5 == 0 else users[1 + i % (len(users) - 1)]
             session = Session(server.base, username, password, vendor, stats, random.Random(args.seed * 1000 + i),
                               args.think, windows)
-            threads.append(threading.Thread(target=session.run, args=(ready, deadline_box), daemon=True))
+            sessions.append(session)
+            threads.append(threading.Thread(target=session.run, daemon=True,
+                                            args=(ready, go, deadline_box, product_rate, limit_to)))
         for t in threads:
             t.start()
-        ready.wait(timeout=300)  # everybody logged in and has the page: start the clock
+        ready.wait(timeout=300)  # everybody logged in and has the page
+        if args.warm:  # one session per account visits every view it will ask for
+            started = time.time()
+            first_of = {s.username: s for s in reversed(sessions)}
+            warmers = [threading.Thread(target=s.warm_up, args=(limit_to,)) for s in first_of.values()]
+            for t in warmers:
+                t.start()
+            for t in warmers:
+                t.join()
+            log(args, f"warm-up: every reachable view computed once in {time.time() - started:.0f} s")
         stats.measuring = True
         began = time.time()
         deadline_box[0] = began + args.duration
+        go.wait(timeout=60)  # start the clock
         for t in threads:
             t.join(timeout=max(0.0, deadline_box[0] - time.time()) + 45)
         elapsed = time.time() - began
@@ -475,15 +509,16 @@ def run(args) -> dict:
         summary = stats.summary()
         requests_done = sum(v["n"] for k, v in summary.items() if k not in ("login", "page", "callbacks"))
         result = {
-            "command": f"python scripts/loadtest.py --duration {args.duration} --sessions {args.sessions} "
-                       f"--workers {args.workers} --threads {args.threads} --think {args.think} "
-                       f"--database-url {args.database_url}",
+            "command": f"python scripts/loadtest.py --duration {args.duration:g} --sessions {args.sessions} "
+                       f"--workers {args.workers} --threads {args.threads} --think {args.think:g} "
+                       f"--windows {args.windows}{' --warm' if args.warm else ''} --database-url {args.database_url}",
             "server": " ".join(server.command()[2:]),
             "sessions": args.sessions, "seconds": round(elapsed, 1), "requests": requests_done,
             "requests_per_second": round(requests_done / elapsed, 1) if elapsed else None,
             "errors": len(stats.errors), "error_samples": sorted(set(stats.errors))[:10], "stuck_sessions": stuck,
             "latency_ms": summary,
             "worker_peak_rss_mb": {str(pid): round(kb / 1024, 1) for pid, kb in sorted(sampler.peak.items())},
+            "worker_peak_anon_mb": {str(pid): round(kb / 1024, 1) for pid, kb in sorted(sampler.peak_anon.items())},
             "worker_timeouts": server.log_tail(10_000).count("WORKER TIMEOUT"),
         }
         if stats.errors or stuck:
@@ -503,14 +538,17 @@ def log(args, text: str) -> None:
 
 
 def report(result: dict) -> str:
-    lines = [f"{result['server']}  ·  {result['sessions']} sessions  ·  {result['seconds']} s",
+    lines = [result["command"],
+             f"{result['server']}  ·  {result['sessions']} sessions  ·  {result['seconds']} s",
              f"requests {result['requests']} ({result['requests_per_second']}/s), errors {result['errors']}, "
              f"stuck sessions {result['stuck_sessions']}, worker timeouts {result['worker_timeouts']}",
              f"{'kind':<16}{'n':>7}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}"]
     for kind, s in result["latency_ms"].items():
         fmt = [f"{v:>10.1f}" if v is not None else f"{'-':>10}" for v in (s["p50"], s["p95"], s["p99"], s["max"])]
         lines.append(f"{kind:<16}{s['n']:>7}{''.join(fmt)}")
-    lines.append("peak RSS per worker (MB): " + ", ".join(f"{pid}: {mb}" for pid, mb in result["worker_peak_rss_mb"].items()))
+    anon = result["worker_peak_anon_mb"]
+    lines.append("peak RSS per worker, MB (of which private/anonymous): " + ", ".join(
+        f"{pid}: {mb} ({anon.get(pid)})" for pid, mb in result["worker_peak_rss_mb"].items()))
     for sample in result["error_samples"]:
         lines.append(f"error: {sample}")
     if result.get("server_log_tail"):
@@ -529,6 +567,9 @@ def main(argv=None) -> int:
     p.add_argument("--windows", type=int, default=12, help="distinct non-default date windows users pick")
     p.add_argument("--vendors", type=int, default=10, help="vendor accounts (sessions share them)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--warm", action="store_true",
+                   help="measure a warm cache: before the clock, visit every view the sessions will ask for "
+                        "(no product picks; managers pick among the vendor accounts' vendors)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     args = p.parse_args(argv)
     if not (0 < args.duration <= 600 and 0 < args.sessions <= 200):
