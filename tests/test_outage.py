@@ -201,3 +201,25 @@ def test_worker_started_during_the_outage_uses_the_shared_cache(pg, tmp_path):
         assert as_json(overview(second, GOOD, version)) == as_json(figures)
     finally:
         server.start()
+
+
+def test_a_locked_database_times_out_into_the_banner_and_recovers(pg):
+    """A long lock (a migration, a stuck transaction) makes even the version check wait: the
+    statement timeout turns that into the banner within a second, and it clears when released."""
+    _, url = pg
+    app = app_for(make_engine(url), statement_timeout_ms=300)
+    version, _, _ = refresh(app, None)
+    figures = overview(app, GOOD, version)
+    locker = make_engine(url).connect()
+    transaction = locker.begin()
+    try:
+        locker.execute(sa.text("LOCK TABLE pulse.pulse_meta IN ACCESS EXCLUSIVE MODE"))
+        started = time.perf_counter()
+        new_version, _, banner = refresh(app, version)
+        assert time.perf_counter() - started < 3
+        assert new_version is no_update and UNAVAILABLE in text_of(banner)
+        assert as_json(overview(app, GOOD, version)) == as_json(figures)
+    finally:
+        transaction.rollback()
+        locker.close()
+    assert refresh(app, version, banner)[2] is None
