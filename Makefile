@@ -45,10 +45,12 @@ services:
 
 run: venv
 	$(PY) -m dashboard seed --if-empty
+	$(PY) -m dashboard sweep
 	@if [ "$(SIMULATE)" = "1" ]; then \
-		echo "starting the simulator: $(SIMULATE_CMD)"; \
+		echo "starting the simulator and the pipeline: $(SIMULATE_CMD); $(PY) -m dashboard etl --follow"; \
 		$(SIMULATE_CMD) & sim=$$!; \
-		trap 'kill $$sim 2>/dev/null; wait $$sim 2>/dev/null' EXIT INT TERM; \
+		$(PY) -m dashboard etl --follow --interval 5 & follow=$$!; \
+		trap 'kill $$sim $$follow 2>/dev/null; wait $$sim $$follow 2>/dev/null' EXIT INT TERM; \
 		$(PY) -m dashboard run --host $(HOST) --port $(PORT); \
 	else \
 		exec $(PY) -m dashboard run --host $(HOST) --port $(PORT); \

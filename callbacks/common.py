@@ -63,6 +63,11 @@ def require_version(version) -> int:
     return version
 
 
+def live_now() -> dt.datetime:
+    """'Now' for live counts (active / nearing expiry), to the minute so it can be cached."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, second=0, microsecond=0)
+
+
 def as_of_for(window: Window) -> dt.datetime:
     """Metrics of a past window are as of its end; of the current one, as of now."""
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

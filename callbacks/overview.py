@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dash import Input, Output
 
-from callbacks.common import (as_of_for, cached_output, current_scope, figure_message, guarded, parse_filters,
+from callbacks.common import (as_of_for, cached_output, live_now, current_scope, figure_message, guarded, parse_filters,
                               require_version, services)
 from components import overview as view
 from components.ids import Overview, Shell
@@ -12,12 +12,9 @@ from data_access.groups import group_status_counts
 from data_access.metrics import kpi_series, kpi_summary
 
 
-def overview_kpis(conn, scope, window, as_of, filters, nearing_hours, tz):
-    """KPI dict for one window (the metrics layer's summary) plus the live active-group count."""
-    out = dict(kpi_summary(conn, window, as_of, filters=filters, scope=scope, tz=tz))
-    counts = group_status_counts(conn, as_of, nearing_hours, filters=filters, scope=scope, tz=tz)
-    out["active_groups"] = counts["active"]
-    return out
+def overview_kpis(conn, scope, window, as_of, filters, tz):
+    """KPI dict for one window (the metrics layer's summary)."""
+    return dict(kpi_summary(conn, window, as_of, filters=filters, scope=scope, tz=tz))
 
 
 def comparison_series(conn, scope, window, as_of, filters, freq, tz):
@@ -37,11 +34,12 @@ def register(app):
         window, filters = parse_filters(filters_data, svc.settings.timezone)
         scope, as_of = current_scope(), as_of_for(window)
         hours = svc.settings.nearing_expiry_hours
-        kw = dict(filters=filters, nearing_hours=hours, tz=svc.settings.timezone)
+        kw = dict(filters=filters, tz=svc.settings.timezone)
         current = svc.query(overview_kpis, scope, version, window=window, as_of=as_of, **kw)
         prev_window = window.previous()
         previous = svc.query(overview_kpis, scope, version, window=prev_window, as_of=prev_window.end, **kw)
-        previous.pop("active_groups", None)  # a live count has no previous-period meaning
+        live = svc.query(group_status_counts, scope, version, as_of=live_now(), nearing_hours=hours, **kw)
+        current = {**current, "active_groups": live["active"]}  # live: no previous-period delta
         daily = svc.query(sales.daily_sales, scope, version, window=window, filters=filters)
         return view.kpi_cards(current, previous), view.trend_figure(daily), None
 

@@ -16,6 +16,11 @@ NEARING_COLUMNS = [{"name": "Product", "id": "product"}, {"name": "Vendor", "id"
                    {"name": "Deadline (local)", "id": "deadline_local"}]
 
 
+EVENT_COLUMNS = [{"name": "When (local)", "id": "at_local"}, {"name": "Event", "id": "event"},
+                 {"name": "Product — vendor", "id": "product"}, {"name": "Members / goal", "id": "members_goal"}]
+EVENT_LABELS = {"goal_reached": "Goal reached", "nearing_expiry": "Nearing expiry", "expired": "Expired"}
+
+
 def layout(**_query):
     return html.Div([
         html.Div(id=Groups.MESSAGE),
@@ -24,6 +29,8 @@ def layout(**_query):
             widgets.section("Groups nearing expiry", widgets.data_table(Groups.NEARING, NEARING_COLUMNS), width=6),
             widgets.section("Group outcomes by creation day", widgets.graph(Groups.SERIES), width=6),
         ]),
+        dbc.Row([widgets.section("Recent group events (from the pipeline)",
+                                 widgets.data_table(Groups.EVENTS, EVENT_COLUMNS, page_size=8))]),
     ])
 
 
@@ -65,3 +72,15 @@ def series_figure(df: pd.DataFrame) -> go.Figure:
     fig.update_layout(barmode="stack")
     fig.update_yaxes(title_text="Groups", tickformat=",d")
     return widgets.style_figure(fig)
+
+
+def event_rows(df: pd.DataFrame, product_labels: dict, tz: str) -> list[dict]:
+    """Events with names, not ids; local times."""
+    if df.empty:
+        return []
+    at = pd.to_datetime(df["at"], utc=True).dt.tz_convert(tz).dt.strftime("%Y-%m-%d %H:%M")
+    return pd.DataFrame({
+        "at_local": at, "event": df["kind"].map(EVENT_LABELS).fillna(df["kind"]),
+        "product": df["product_id"].astype(str).map(product_labels).fillna("(unknown product)"),
+        "members_goal": df["members"].astype(int).astype(str) + " / " + df["goal"].astype(int).astype(str),
+    }).to_dict("records")

@@ -27,6 +27,7 @@ class Groups:
     BOARD = "groups-board"
     NEARING = "groups-nearing"
     SERIES = "groups-series"
+    EVENTS = "groups-events"
     MESSAGE = "groups-message"
 
 
