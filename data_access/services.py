@@ -37,8 +37,10 @@ def is_statement_timeout(exc: BaseException) -> bool:
 
 def cache_config(settings) -> dict:
     if settings.cache_type == "RedisCache" and settings.cache_redis_url:
+        # short socket timeouts: a hung Redis costs one wait, then ResilientCache skips it
         return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": settings.cache_redis_url,
-                "CACHE_DEFAULT_TIMEOUT": settings.cache_timeout_seconds, "CACHE_KEY_PREFIX": "pulse:"}
+                "CACHE_DEFAULT_TIMEOUT": settings.cache_timeout_seconds, "CACHE_KEY_PREFIX": "pulse:",
+                "CACHE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}
     if settings.cache_type == "FileSystemCache":
         return {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": settings.cache_dir or "data/cache",
                 "CACHE_DEFAULT_TIMEOUT": settings.cache_timeout_seconds, "CACHE_THRESHOLD": 5000}
@@ -46,12 +48,58 @@ def cache_config(settings) -> dict:
             "CACHE_THRESHOLD": 2000}
 
 
+class ResilientCache:
+    """The app's cache, where an unreachable or hung backend (Redis) means misses, never an
+    error: after a connection failure the cache is skipped for RETRY_AFTER seconds, so a page
+    pays at most one socket timeout instead of one per cache call. Every user of svc.cache
+    (queries, page outputs, forecast models) gets this."""
+
+    RETRY_AFTER = 10.0
+
+    def __init__(self, cache: Cache):
+        self.backend = cache
+        self._down_until = 0.0
+
+    def _call(self, default, method: str, *args, **kwargs):
+        if time.monotonic() < self._down_until:
+            return default
+        try:
+            return getattr(self.backend, method)(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a cache problem must never fail a page
+            if _is_connection_error(exc):
+                self._down_until = time.monotonic() + self.RETRY_AFTER
+                log.warning("cache unavailable, skipping it for %.0f s: %s", self.RETRY_AFTER, exc)
+            else:
+                log.warning("cache %s failed: %s", method, exc)
+            return default
+
+    def get(self, key):
+        return self._call(None, "get", key)
+
+    def set(self, key, value, timeout=None):
+        return self._call(False, "set", key, value, timeout=timeout)
+
+    def delete(self, key):
+        return self._call(False, "delete", key)
+
+    def clear(self):
+        return self._call(False, "clear")
+
+    def __getattr__(self, name):  # anything else (e.g. .cache, the backend object) as is
+        return getattr(self.backend, name)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    return isinstance(exc, (OSError, TimeoutError)) or type(exc).__module__.startswith("redis")
+
+
 class Services:
     def __init__(self, settings, server=None):
         self.settings = settings
-        self.cache = Cache(config=cache_config(settings))
+        backend = Cache(config=cache_config(settings))
         if server is not None:
-            self.cache.init_app(server)
+            backend.init_app(server)
+        self.cache = ResilientCache(backend)
         self._engine = None
         self._lock = threading.Lock()
         self.last_version: int | None = None
