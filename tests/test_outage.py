@@ -1,4 +1,5 @@
-"""The dashboard while PostgreSQL goes away and comes back, and when a query runs too long.
+"""The dashboard while PostgreSQL goes away and comes back, when a query runs too long, and
+when the shared cache (Redis) is unreachable or hangs.
 
 A throwaway server of this module's own (the session's shared one must stay up for other
 tests) is stopped and restarted under a running app: the refresh says 'Data source unavailable
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import time
 import uuid
 from zoneinfo import ZoneInfo
@@ -29,7 +31,6 @@ from tests.support.apps import app_for
 from tests.support.callbacks import callback, text_of
 from tests.support.pgserver import create_database, start_server
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 GOOD = {"start": "2026-10-26", "end": "2026-11-24", "vendor": None, "product": None, "category": None}
 OTHER = {**GOOD, "start": "2026-09-01", "end": "2026-09-30"}
@@ -82,6 +83,8 @@ def insert_order(url) -> None:
     engine.dispose()
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_outage_banner_cached_figures_and_recovery(pg):
     server, url = pg
     app = app_for(make_engine(url))
@@ -139,6 +142,8 @@ def test_outage_banner_cached_figures_and_recovery(pg):
     assert message3 is None and text_of(kpis3) != text_of(kpis)
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_outage_before_any_data_says_so(pg):
     server, url = pg
     app = app_for(make_engine(url))
@@ -159,6 +164,8 @@ def _slow(conn, scope, seconds):
     return "slept"
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_statement_timeout_gives_a_clear_message_not_a_hang(pg):
     _, url = pg
     app = app_for(make_engine(url), statement_timeout_ms=300)
@@ -182,6 +189,8 @@ def test_statement_timeout_gives_a_clear_message_not_a_hang(pg):
     assert message is None and "ETB" in text_of(kpis)
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_worker_started_during_the_outage_uses_the_shared_cache(pg, tmp_path):
     """Two workers sharing a cache (as gunicorn workers share Redis): one that never reached the
     database still shows the banner with the right time and serves the other's figures."""
@@ -203,6 +212,8 @@ def test_worker_started_during_the_outage_uses_the_shared_cache(pg, tmp_path):
         server.start()
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_a_locked_database_times_out_into_the_banner_and_recovers(pg):
     """A long lock (a migration, a stuck transaction) makes even the version check wait: the
     statement timeout turns that into the banner within a second, and it clears when released."""
@@ -223,3 +234,27 @@ def test_a_locked_database_times_out_into_the_banner_and_recovers(pg):
         transaction.rollback()
         locker.close()
     assert refresh(app, version, banner)[2] is None
+
+
+@pytest.mark.parametrize("redis", ["refused", "hung"])
+def test_cache_outage_only_costs_a_little_time(seeded, redis):
+    """Redis refusing connections, or accepting them and never answering: pages still compute
+    (no message, no error) and the hang costs one socket timeout, not one per cache call."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    if redis == "hung":
+        listener.listen(64)  # connections complete, nothing is ever read or answered
+    else:
+        listener.close()
+    try:
+        app = app_for(seeded("sqlite", 0.02, 1), cache_type="RedisCache", cache_redis_url=f"redis://127.0.0.1:{port}/0")
+        started = time.perf_counter()
+        version, stamp, banner = refresh(app, None)
+        assert isinstance(version, int) and banner is no_update
+        for store in (GOOD, OTHER, GOOD):
+            kpis, _, message = overview(app, store, version)
+            assert message is None and "ETB" in text_of(kpis)
+        assert time.perf_counter() - started < 8
+    finally:
+        listener.close()
