@@ -23,7 +23,7 @@ def _toggle(id_, options, value):
 def layout(**_query):
     return html.Div([
         html.Div(id=Products.MESSAGE),
-        dbc.Row([widgets.section("Revenue share by vendor and category", _toggle(
+        dbc.Row([widgets.section("Revenue share by vendor and category (vendors: category correlation)", _toggle(
             Products.HEATMAP_MODE, [("share", "Vendor share of category revenue"),
                                     ("correlation", "Category correlation (daily revenue)")], "share"),
             widgets.graph(Products.HEATMAP, height=560))]),
@@ -74,7 +74,7 @@ def grouped_bars(df: pd.DataFrame, by: str) -> go.Figure:
     # Vegetable and Fruit outsell the rest by orders of magnitude: a log axis keeps all readable.
     fig.update_yaxes(title_text="Quantity (units, log scale)", type="log", tickformat=",d")
     fig.update_xaxes(tickangle=-30 if by == "category" else 0, automargin=True)
-    return widgets.style_figure(fig, height=420)
+    return widgets.style_figure(fig, height=420).update_layout(margin={"b": 110}, legend={"y": -0.35})
 
 
 def growth_rows(df: pd.DataFrame) -> list[dict]:
