@@ -13,8 +13,7 @@ import pandas as pd
 
 from data_access.dialect import bind_ts, local_midnight_utc, project_table
 from data_access.filters import MANAGER, Filters, Scope, Window
-from data_access.frames import read_df
-from data_access.groups import DEFAULT_TZ, as_dates, bucket_sql, resolve
+from data_access.groups import DEFAULT_TZ, read_df, as_dates, bucket_sql, resolve
 from data_access.scope import line_conditions, where
 
 PERIOD_DAYS = {"week": 7, "month": 30}

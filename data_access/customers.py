@@ -9,34 +9,44 @@ groups", the only reading that lets a vendor compare itself with the marketplace
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
 
 from data_access.dialect import bind_ts, local_date_sql, project_table, utc_offset_hours
 from data_access.filters import MANAGER, Filters, Scope, Window
-from data_access.frames import read_df
-from data_access.groups import DEALS, DEFAULT_TZ, as_utc, bucket_sql, resolve
+from data_access.groups import DEALS, DEFAULT_TZ, read_df, as_utc, bucket_sql, resolve
 from data_access.scope import line_conditions, where
 
 MAX_TOP = 1000
 
 
 def membership(filters: Filters, scope: Scope) -> tuple[str, list[str], dict, list]:
-    """(joins, conditions, params, binds) restricting groups_carts `gc` to counted memberships."""
+    """(joins, conditions, params, binds) restricting groups_carts `gc` to counted memberships.
+
+    Filtered memberships are tested against the list of matching groups (built once per query)
+    rather than joining each membership to its group, deal and product.
+    """
     conds, params, binds = line_conditions(filters, scope, alias="d")
-    if not conds:  # no dimension restriction: skip the join, only drop soft-deleted groups
+    if not conds:  # no dimension restriction: only drop soft-deleted groups
         return "", ["gc.group_id NOT IN (SELECT id FROM groups WHERE deleted_at IS NOT NULL)"], params, binds
-    joins = (f"JOIN groups g ON g.id = gc.group_id AND g.deleted_at IS NULL "
-             f"JOIN {DEALS} ON d.deal_id = g.group_deals_id")
-    return joins, conds, params, binds
+    return "", [f"gc.group_id IN (SELECT g.id FROM groups g JOIN {DEALS} ON d.deal_id = g.group_deals_id "
+                f"WHERE g.deleted_at IS NULL AND {where(conds)})"], params, binds
 
 
 def month_sql(conn, column: str, tz: str) -> str:
     """Local month start (a date) of a UTC timestamp column."""
-    if conn.dialect.name == "postgresql":
-        return bucket_sql(conn, local_date_sql(conn, column, tz), "month")
+    if conn.dialect.name == "postgresql":  # one time-zone conversion per row, not two
+        return f"CAST(date_trunc('month', {column} AT TIME ZONE '{ZoneInfo(tz).key}') AS date)"
     return f"strftime('%Y-%m-01', {column}, '{utc_offset_hours(tz):+g} hours')"
+
+
+def days_before_sql(conn, as_of: str) -> str:
+    """SQL template: days (float) from the timestamp `{}` to the bound as_of."""
+    if conn.dialect.name == "postgresql":
+        return f"(EXTRACT(EPOCH FROM (CAST({as_of} AS timestamptz) - {{}})) / 86400.0)"
+    return f"(julianday({as_of}) - julianday({{}}))"
 
 
 def user_base(conn, as_of: dt.datetime) -> int:
@@ -52,10 +62,10 @@ def participation(conn, window: Window, as_of: dt.datetime, filters: Filters, sc
     joins, conds, params, binds = membership(filters, scope)
     params.update(window.params(conn), as_of=bind_ts(conn, as_of))
     key = bucket_sql(conn, local_date_sql(conn, "gc.created_at", tz), freq)
-    sql = (f"SELECT {key} AS key, COUNT(DISTINCT gc.user_id) AS participants FROM groups_carts gc {joins} "
-           f"JOIN users u ON u.id = gc.user_id WHERE gc.deleted_at IS NULL AND gc.created_at >= :w_start "
-           f"AND gc.created_at < :w_end AND u.deleted_at IS NULL AND u.created_at < :as_of AND {where(conds)} "
-           f"GROUP BY 1")
+    sql = (f"SELECT a.key, COUNT(*) AS participants FROM (SELECT DISTINCT {key} AS key, gc.user_id "
+           f"FROM groups_carts gc {joins} WHERE gc.deleted_at IS NULL AND gc.created_at >= :w_start "
+           f"AND gc.created_at < :w_end AND {where(conds)}) a JOIN users u ON u.id = a.user_id "
+           f"AND u.deleted_at IS NULL AND u.created_at < :as_of GROUP BY a.key")
     return read_df(conn, sql, params, binds, columns=["key", "participants"])
 
 
@@ -112,15 +122,15 @@ def cohort_activity(conn, as_of=None, filters: Filters = Filters(), scope: Scope
     as_of = resolve(conn, as_of, tz)
     joins, conds, params, binds = membership(filters, scope)
     params["as_of"] = bind_ts(conn, as_of)
-    users = (f"SELECT id, {month_sql(conn, 'created_at', tz)} AS cohort FROM users "
-             f"WHERE deleted_at IS NULL AND created_at < :as_of")
-    sizes = read_df(conn, f"SELECT cohort, COUNT(*) AS size FROM ({users}) u GROUP BY cohort",
-                    {"as_of": params["as_of"]}, columns=["cohort", "size"])
-    active = read_df(conn, f"SELECT u.cohort, a.month, COUNT(*) AS n FROM (SELECT DISTINCT gc.user_id, "
-                           f"{month_sql(conn, 'gc.created_at', tz)} AS month FROM groups_carts gc {joins} "
-                           f"WHERE gc.deleted_at IS NULL AND gc.created_at < :as_of AND {where(conds)}) a "
-                           f"JOIN ({users}) u ON u.id = a.user_id GROUP BY u.cohort, a.month",
-                     params, binds, columns=["cohort", "month", "n"])
+    sql = (f"WITH u AS (SELECT id, {month_sql(conn, 'created_at', tz)} AS cohort FROM users "
+           f"WHERE deleted_at IS NULL AND created_at < :as_of), "
+           f"a AS (SELECT DISTINCT gc.user_id, {month_sql(conn, 'gc.created_at', tz)} AS month FROM groups_carts gc "
+           f"{joins} WHERE gc.deleted_at IS NULL AND gc.created_at < :as_of AND {where(conds)}) "
+           f"SELECT cohort, NULL AS month, COUNT(*) AS n FROM u GROUP BY cohort UNION ALL "
+           f"SELECT u.cohort, a.month, COUNT(*) FROM a JOIN u ON u.id = a.user_id GROUP BY u.cohort, a.month")
+    rows = read_df(conn, sql, params, binds, columns=["cohort", "month", "n"])
+    sizes = rows[rows["month"].isna()].rename(columns={"n": "size"})[["cohort", "size"]]
+    active = rows[rows["month"].notna()].copy()
     out = sizes.assign(cohort=pd.to_datetime(sizes["cohort"])).set_index("cohort")
     if len(active):
         c, m = pd.to_datetime(active["cohort"]), pd.to_datetime(active["month"])
@@ -139,21 +149,26 @@ def cohort_activity(conn, as_of=None, filters: Filters = Filters(), scope: Scope
 
 def user_rfm(conn, as_of=None, filters: Filters = Filters(), scope: Scope = MANAGER,
              window: Window | None = None, tz: str = DEFAULT_TZ) -> pd.DataFrame:
-    """Columns: user_id, recency_days (float, as_of - last completed order), frequency (completed
-    orders), monetary (revenue) — users (not deleted) with completed orders created before
-    as_of (and in `window` if given); aggregated per user in SQL."""
+    """Columns: user_id, recency_days (float days since the last completed order), frequency
+    (completed orders), monetary (revenue), tenure_days (days since the first one) — users (not
+    deleted) with completed orders created before as_of (and in `window` if given)."""
     as_of = resolve(conn, as_of, tz)
     lines = project_table(conn, "pulse_order_lines")
     conds, params, binds = line_conditions(filters, scope, alias="l")
-    conds += ["l.status = 'COMPLETED'", "l.created_at < :as_of",
-              "l.user_id NOT IN (SELECT id FROM users WHERE deleted_at IS NOT NULL)"]
+    conds += ["l.status = 'COMPLETED'", "l.created_at < :as_of"]
     params["as_of"] = bind_ts(conn, as_of)
     if window is not None:
         conds.append("l.created_at >= :w_start")
         params["w_start"] = bind_ts(conn, window.start)
-    df = read_df(conn, f"SELECT l.user_id, MAX(l.created_at) AS last_order, COUNT(DISTINCT l.order_id) AS frequency, "
-                       f"SUM(l.revenue) AS monetary FROM {lines} l WHERE {where(conds)} GROUP BY l.user_id",
-                 params, binds, columns=["user_id", "last_order", "frequency", "monetary"])
-    last = as_utc(df["last_order"]) if len(df) else pd.Series(dtype="datetime64[ns]")
-    df["recency_days"] = ((pd.Timestamp(as_of) - last).dt.total_seconds() / 86400).astype(float)
-    return df.astype({"frequency": int, "monetary": float})[["user_id", "recency_days", "frequency", "monetary"]]
+    days = days_before_sql(conn, ":as_of")
+    # Deleted users are dropped after aggregating (a few thousand rows, not every line).
+    # Floats and text in SQL: psycopg2 would otherwise build a Decimal / UUID object per value.
+    sql = (f"SELECT CAST(r.user_id AS VARCHAR(36)), CAST({days.format('r.last_order')} AS FLOAT) AS recency_days, r.frequency, "
+           f"CAST(r.monetary AS FLOAT), CAST({days.format('r.first_order')} AS FLOAT) AS tenure_days FROM (SELECT l.user_id, MAX(l.created_at) AS last_order, "
+           f"MIN(l.created_at) AS first_order, COUNT(DISTINCT l.order_id) AS frequency, SUM(l.revenue) AS monetary "
+           f"FROM {lines} l WHERE {where(conds)} GROUP BY l.user_id) r "
+           f"WHERE r.user_id NOT IN (SELECT id FROM users WHERE deleted_at IS NOT NULL)")
+    df = read_df(conn, sql, params, binds,
+                 columns=["user_id", "recency_days", "frequency", "monetary", "tenure_days"])
+    return df.astype({"recency_days": float, "frequency": int, "monetary": float, "tenure_days": float})[
+        ["user_id", "recency_days", "frequency", "monetary", "tenure_days"]]

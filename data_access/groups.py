@@ -13,13 +13,14 @@ deal's product (scope.line_conditions on the `d` alias).
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import uuid
 
 import pandas as pd
 import sqlalchemy as sa
 
 from data_access.dialect import bind_ts, local_date_sql, to_utc_naive
 from data_access.filters import MANAGER, Filters, Scope, Window, resolve_as_of
-from data_access.frames import read_df
 from data_access.scope import line_conditions, where
 
 DEFAULT_TZ = "Africa/Addis_Ababa"
@@ -89,6 +90,25 @@ def next_period(start: dt.date, freq: str) -> dt.date:
     return start + dt.timedelta(days=7 if freq == "week" else 1)
 
 
+def read_df(conn, sql: str, params: dict | None = None, binds: list | None = None,
+            columns: list[str] | None = None) -> pd.DataFrame:
+    """frames.read_df, but rows become plain tuples first: pandas probing each SQLAlchemy Row
+    for namedtuple fields costs ~8 us a row (a quarter second for the 30k users of RFM)."""
+    stmt = sa.text(sql)
+    if binds:
+        stmt = stmt.bindparams(*binds)
+    result = conn.execute(stmt, params or {})
+    rows = [tuple(r) for r in result.fetchall()]
+    df = pd.DataFrame.from_records(rows, columns=columns or list(result.keys()), nrows=len(rows))
+    for c in df.columns:  # Decimal -> float, uuid -> str, as frames.read_df does
+        sample = df[c].dropna() if df[c].dtype == object else ()
+        if len(sample) and isinstance(sample.iloc[0], decimal.Decimal):
+            df[c] = df[c].astype(float)
+        elif len(sample) and isinstance(sample.iloc[0], uuid.UUID):
+            df[c] = df[c].map(lambda v: None if v is None else str(v))
+    return df
+
+
 def as_dates(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values).dt.date
 
@@ -109,6 +129,12 @@ def deadline_sql(conn, created: str, hours: str) -> str:
 DEALS = ("(SELECT gd.id AS deal_id, gd.max_group_member AS goal, gd.expiration_time AS exp_h, "
          "p.id AS product_id, p.vendor_id, pn.category_id FROM group_deals gd "
          "JOIN products p ON p.id = gd.product_id JOIN product_names pn ON pn.id = p.name_id) d")
+BARE_DEALS = ("(SELECT gd.id AS deal_id, gd.max_group_member AS goal, gd.expiration_time AS exp_h, "
+              "gd.product_id, NULL AS vendor_id, NULL AS category_id FROM group_deals gd) d")
+# A membership (or its order) is never older than its group: the app creates the group with its
+# first member. Reading only rows from a day before the first group on lets PostgreSQL scan a
+# range of groups_carts/orders instead of all of it; both backends apply the same bound.
+SLACK = dt.timedelta(days=1)
 
 
 def max_expiration(conn) -> dt.timedelta:
@@ -117,32 +143,92 @@ def max_expiration(conn) -> dt.timedelta:
     return dt.timedelta(hours=int(hours or 0))
 
 
-def states_cte(conn, lo: dt.datetime, hi: dt.datetime, as_of: dt.datetime, filters: Filters,
-               scope: Scope) -> tuple[str, dict, list]:
+PAID = "o.payment_method IS NOT NULL AND o.payment_method <> 'CASH_ON_DELIVERY' AND {status} <> 'FAILED'"
+
+
+def states_cte(conn, lo: dt.datetime, hi: dt.datetime, as_of: dt.datetime, filters: Filters, scope: Scope,
+               members: bool = False, dims: bool = False, orders: Window | None = None) -> tuple[str, dict, list]:
     """`WITH ... gs`: groups created in [lo, hi) within filters/scope with their state at as_of.
 
-    gs columns: id, deal_id, product_id, vendor_id, category_id, created_at, goal, deadline,
-    members, members_by_deadline, status ('COMPLETED' | 'EXPIRED' | 'ACTIVE').
+    gs columns: id, deal_id, product_id, vendor_id, category_id (NULL unless dims or filtered),
+    created_at, goal, deadline, members_by_deadline, [members,] status; with `orders` (the KPI
+    window) also converted (1 when a group created in it has a completed order before as_of) and
+    paid_total / paid_orders (its paid orders, when its deadline is in it; DESIGN.md §6).
+    PostgreSQL aggregates membership (and order) rows with hash joins; SQLite probes the
+    group_id / groups_carts_id indexes per group inside a MATERIALIZED CTE (so once per group).
     """
     conds, params, binds = line_conditions(filters, scope, alias="d")
-    params.update(gs_lo=bind_ts(conn, lo), gs_hi=bind_ts(conn, hi), as_of=bind_ts(conn, as_of))
-    member = ("(SELECT COUNT(*) FROM (SELECT gc.user_id FROM groups_carts gc WHERE gc.group_id = gx.id "
-              "AND gc.deleted_at IS NULL AND gc.created_at < :as_of {extra} GROUP BY gc.user_id) {alias})")
-    sql = f"""WITH gx AS (
+    params.update(gs_lo=bind_ts(conn, lo), gs_hi=bind_ts(conn, hi), as_of=bind_ts(conn, as_of),
+                  gs_floor=bind_ts(conn, lo - SLACK))
+    if orders is not None:
+        params.update(o_start=bind_ts(conn, orders.start), o_end=bind_ts(conn, orders.end))
+    deals = DEALS if (conds or dims) else BARE_DEALS
+    gx = f"""WITH gx AS (
   SELECT g.id, g.group_deals_id AS deal_id, d.product_id, d.vendor_id, d.category_id, g.created_at, d.goal,
          {deadline_sql(conn, 'g.created_at', 'd.exp_h')} AS deadline
-  FROM groups g JOIN {DEALS} ON d.deal_id = g.group_deals_id
+  FROM groups g JOIN {deals} ON d.deal_id = g.group_deals_id
   WHERE g.deleted_at IS NULL AND g.created_at >= :gs_lo AND g.created_at < :gs_hi AND {where(conds)}
-), gm AS (
-  SELECT gx.*, {member.format(extra='', alias='m1')} AS members,
-         {member.format(extra='AND gc.created_at <= gx.deadline', alias='m2')} AS members_by_deadline
-  FROM gx
-), gs AS (
-  SELECT gm.*, CASE WHEN members_by_deadline >= goal THEN 'COMPLETED'
-                    WHEN deadline <= :as_of THEN 'EXPIRED' ELSE 'ACTIVE' END AS status
-  FROM gm
 )"""
-    return sql, params, binds
+    status = ("SELECT gm.*, CASE WHEN members_by_deadline >= goal THEN 'COMPLETED' "
+              "WHEN deadline <= :as_of THEN 'EXPIRED' ELSE 'ACTIVE' END AS status FROM gm")
+    live = "gc.deleted_at IS NULL AND gc.created_at < :as_of AND gc.created_at >= :gs_floor"
+    if conn.dialect.name == "postgresql":
+        extra, join = "", ""
+        if members:
+            extra += "COUNT(DISTINCT gc.user_id) AS members, "
+        if orders is not None:
+            paid = PAID.format(status="o.status")
+            extra += (f"MAX(CASE WHEN o.status = 'COMPLETED' AND gx.created_at >= :o_start THEN 1 ELSE 0 END) "
+                      f"AS converted, SUM(CASE WHEN {paid} THEN o.total_amount END) AS paid_total, "
+                      f"COUNT(CASE WHEN {paid} THEN o.id END) AS paid_orders, ")
+            join = ("LEFT JOIN orders o ON o.groups_carts_id = gc.id AND o.deleted_at IS NULL "
+                    "AND o.created_at >= :gs_floor AND o.created_at < :as_of")
+        cols = "gx.id, gx.deal_id, gx.product_id, gx.vendor_id, gx.category_id, gx.created_at, gx.goal, gx.deadline"
+        gm = (f"SELECT {cols}, {extra}COUNT(DISTINCT CASE WHEN gc.created_at <= gx.deadline THEN gc.user_id END) "
+              f"AS members_by_deadline FROM gx LEFT JOIN groups_carts gc ON gc.group_id = gx.id AND {live} {join} "
+              f"GROUP BY {cols}")
+        return f"{gx}, gm AS ({gm}), gs AS ({status})", params, binds
+    probe = ("(SELECT COUNT(*) FROM (SELECT gc.user_id FROM groups_carts gc WHERE gc.group_id = gx.id "
+             f"AND {live} {{extra}} GROUP BY gc.user_id) {{alias}})")
+    extra = f"{probe.format(extra='', alias='m1')} AS members, " if members else ""
+    gm = (f"SELECT gx.*, {extra}{probe.format(extra='AND gc.created_at <= gx.deadline', alias='m2')} "
+          f"AS members_by_deadline FROM gx")
+    if orders is None:
+        return f"{gx}, gm AS MATERIALIZED ({gm}), gs AS ({status})", params, binds
+    # Paid orders only of groups that expired with the deadline in the window (few): `+column`
+    # keeps SQLite probing orders by cart rather than scanning them by time. Conversion is
+    # answered per deal by the caller (sqlite_conversion), not per group.
+    paid = (f"FROM orders o WHERE o.groups_carts_id IN (SELECT gc.id FROM groups_carts gc WHERE "
+            f"gc.group_id = gm.id AND {live}) AND o.deleted_at IS NULL AND +o.created_at >= :gs_floor "
+            f"AND +o.created_at < :as_of AND {PAID.format(status='+o.status')}")
+    due = ("members_by_deadline < goal AND deadline <= :as_of AND deadline >= :o_start "
+           "AND deadline < :o_end")
+    gs = (f"SELECT gm.*, CASE WHEN members_by_deadline >= goal THEN 'COMPLETED' WHEN deadline <= :as_of "
+          f"THEN 'EXPIRED' ELSE 'ACTIVE' END AS status, NULL AS converted, "
+          f"CASE WHEN {due} THEN (SELECT SUM(o.total_amount) {paid}) END AS paid_total, "
+          f"CASE WHEN {due} THEN (SELECT COUNT(*) {paid}) END AS paid_orders FROM gm")
+    return f"{gx}, gm AS MATERIALIZED ({gm}), gs AS MATERIALIZED ({gs})", params, binds
+
+
+def sqlite_has_completed(group: str) -> str:
+    """SQLite EXISTS: the group (an id expression) has a completed order before as_of through a
+    live membership; `+column` keeps SQLite probing orders by cart, not scanning them by time."""
+    return (f"EXISTS (SELECT 1 FROM groups_carts gc WHERE gc.group_id = {group} AND gc.deleted_at IS NULL "
+            f"AND gc.created_at < :as_of AND gc.created_at >= :gs_floor AND EXISTS (SELECT 1 FROM orders o "
+            f"WHERE o.groups_carts_id = gc.id AND o.deleted_at IS NULL AND +o.status = 'COMPLETED' "
+            f"AND +o.created_at < :as_of))")
+
+
+def sqlite_deal_converted() -> str:
+    """SQLite: 1 when deal dd.deal_id has a group created in [o_start, o_end) with a completed
+    order. Asked per deal through the group_deals_id index, it stops at the first such group."""
+    return (f"CASE WHEN EXISTS (SELECT 1 FROM groups g2 WHERE g2.group_deals_id = dd.deal_id "
+            f"AND g2.deleted_at IS NULL AND g2.created_at >= :o_start AND g2.created_at < :o_end "
+            f"AND {sqlite_has_completed('g2.id')}) THEN 1 ELSE 0 END")
+
+
+ID_COLUMNS = [("id", "group_id"), ("deal_id", "deal_id"), ("product_id", "product_id"), ("vendor_id", "vendor_id"),
+              ("category_id", "category_id")]
 
 
 def group_states(conn, created: Window, as_of, filters: Filters = Filters(), scope: Scope = MANAGER,
@@ -151,8 +237,8 @@ def group_states(conn, created: Window, as_of, filters: Filters = Filters(), sco
     deadline (UTC), members, members_by_deadline, status — groups created in the window."""
     as_of = resolve(conn, as_of, tz)
     win = clamp(created, as_of)
-    cte, params, binds = states_cte(conn, win.start, win.end, as_of, filters, scope)
-    df = read_df(conn, f"{cte} SELECT id AS group_id, deal_id, product_id, vendor_id, category_id, created_at, "
+    cte, params, binds = states_cte(conn, win.start, win.end, as_of, filters, scope, members=True, dims=True)
+    df = read_df(conn, f"{cte} SELECT {', '.join(f'CAST({c} AS VARCHAR(36)) AS {n}' for c, n in ID_COLUMNS)}, created_at, "
                        f"goal, deadline, members, members_by_deadline, status FROM gs ORDER BY created_at, id",
                  params, binds)
     for c in ("created_at", "deadline"):
@@ -206,7 +292,8 @@ def groups_nearing_expiry(conn, as_of=None, nearing_hours: float = 2.0, filters:
     if not nearing_hours > 0:
         raise ValueError(f"nearing-expiry hours must be > 0, got {nearing_hours}")
     as_of = resolve(conn, as_of, tz)
-    cte, params, binds = states_cte(conn, as_of - max_expiration(conn), as_of, as_of, filters, scope)
+    cte, params, binds = states_cte(conn, as_of - max_expiration(conn), as_of, as_of, filters, scope,
+                                    members=True, dims=True)
     params["near_end"] = bind_ts(conn, as_of + dt.timedelta(hours=nearing_hours))
     sql = (f"{cte} SELECT gs.id AS group_id, pn.name AS product, v.name AS vendor, gs.members, gs.goal, "
            f"gs.deadline FROM gs JOIN products p ON p.id = gs.product_id "
@@ -239,46 +326,3 @@ def fill_periods(df: pd.DataFrame, win: Window, freq: str, tz: str, columns: lis
     if fill is not None:
         out = out.fillna(fill).astype(int)
     return out.reset_index()
-
-
-def refunds(conn, window: Window, as_of: dt.datetime, filters: Filters, scope: Scope, freq: str | None,
-            tz: str) -> pd.DataFrame:
-    """Columns: key (local period of the deadline), refund_total, refund_orders.
-
-    Refund = a paid order (payment method set and not CASH_ON_DELIVERY, status not FAILED, order
-    and its groups_carts row not soft-deleted, created before as_of) of a group that expired
-    with its deadline in the window; amount = total_amount (DESIGN.md §6).
-    """
-    cte, params, binds = states_cte(conn, window.start - max_expiration(conn), window.end, as_of, filters, scope)
-    params.update(window.params(conn))
-    key = bucket_sql(conn, local_date_sql(conn, "gs.deadline", tz), freq)
-    sql = (f"{cte} SELECT {key} AS key, COALESCE(SUM(o.total_amount), 0) AS refund_total, "
-           f"COUNT(o.id) AS refund_orders FROM gs "
-           f"JOIN groups_carts gc ON gc.group_id = gs.id AND gc.deleted_at IS NULL "
-           f"JOIN orders o ON o.groups_carts_id = gc.id AND o.deleted_at IS NULL "
-           f"WHERE gs.status = 'EXPIRED' AND gs.deadline >= :w_start AND gs.deadline < :w_end "
-           f"AND o.payment_method IS NOT NULL AND o.payment_method <> 'CASH_ON_DELIVERY' "
-           f"AND o.status <> 'FAILED' AND o.created_at < :as_of GROUP BY 1")
-    return read_df(conn, sql, params, binds, columns=["key", "refund_total", "refund_orders"])
-
-
-def deal_conversion(conn, window: Window, as_of: dt.datetime, filters: Filters, scope: Scope,
-                    freq: str | None, tz: str) -> pd.DataFrame:
-    """Columns: key (local period of group creation), deals, converted.
-
-    deals = group deals with >= 1 group created in the period; converted = those with >= 1
-    completed order (not soft-deleted, created before as_of) from such a group (KPI 1).
-    """
-    conds, params, binds = line_conditions(filters, scope, alias="d")
-    params.update(window.params(conn), as_of=bind_ts(conn, as_of))
-    key = bucket_sql(conn, local_date_sql(conn, "g.created_at", tz), freq)
-    sql = (f"SELECT key, COUNT(DISTINCT deal_id) AS deals, "
-           f"COUNT(DISTINCT CASE WHEN converted = 1 THEN deal_id END) AS converted FROM ("
-           f"SELECT {key} AS key, g.group_deals_id AS deal_id, CASE WHEN EXISTS (SELECT 1 FROM groups_carts gc "
-           f"WHERE gc.group_id = g.id AND gc.deleted_at IS NULL AND EXISTS (SELECT 1 FROM orders o "
-           f"WHERE o.groups_carts_id = gc.id AND o.deleted_at IS NULL AND COALESCE(o.status, '') = 'COMPLETED' "
-           f"AND o.created_at < :as_of)) THEN 1 ELSE 0 END "
-           f"AS converted FROM groups g JOIN {DEALS} ON d.deal_id = g.group_deals_id "
-           f"WHERE g.deleted_at IS NULL AND g.created_at >= :w_start AND g.created_at < :w_end "
-           f"AND {where(conds)}) x GROUP BY key")
-    return read_df(conn, sql, params, binds, columns=["key", "deals", "converted"])

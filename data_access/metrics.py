@@ -25,9 +25,10 @@ import pandas as pd
 from data_access.customers import participation, user_base
 from data_access.dialect import project_table
 from data_access.filters import MANAGER, Filters, Scope, Window
-from data_access.frames import read_df
-from data_access.groups import (DEFAULT_TZ, as_dates, bucket_sql, check_freq, clamp, deal_conversion,
-                                group_outcomes, period_starts, refunds, resolve)
+from data_access.dialect import local_date_sql
+from data_access.groups import (DEFAULT_TZ, read_df, as_dates, bucket_sql, check_freq, clamp, max_expiration, period_starts,
+                                resolve, sqlite_deal_converted, sqlite_has_completed,
+                                states_cte)
 from data_access.scope import line_conditions, where
 
 KPI_KEYS = ["revenue", "completed_orders", "aov", "deal_conversion_rate", "group_success_rate",
@@ -48,6 +49,37 @@ def _sales(conn, window: Window, filters: Filters, scope: Scope, freq: str | Non
                    columns=["key", "revenue", "completed_orders", "group_revenue", "group_deals"])
 
 
+def _group_kpis(conn, window: Window, as_of, filters: Filters, scope: Scope, freq: str | None,
+                tz: str) -> pd.DataFrame:
+    """Columns: key, deals, converted, completed, expired, refund_total, refund_orders — one pass
+    over the groups created in the window or up to one deal lifetime before it (refunds are
+    keyed by the deadline's period, the rest by the creation's)."""
+    lo = window.start - max_expiration(conn)
+    cte, params, binds = states_cte(conn, lo, window.end, as_of, filters, scope, orders=window)
+    ckey = bucket_sql(conn, local_date_sql(conn, "created_at", tz), freq)
+    dkey = bucket_sql(conn, local_date_sql(conn, "deadline", tz), freq)
+    converted = "converted"
+    if conn.dialect.name == "sqlite" and freq is not None:  # per group, so per period
+        converted = f"CASE WHEN created_at >= :o_start AND {sqlite_has_completed('gs.id')} THEN 1 ELSE 0 END"
+    gk = (f", gk AS MATERIALIZED (SELECT id, deal_id, status, {converted} AS converted, paid_total, paid_orders, "
+          f"CASE WHEN created_at >= :o_start THEN 1 ELSE 0 END AS in_win, CASE WHEN deadline >= :o_start "
+          f"AND deadline < :o_end THEN 1 ELSE 0 END AS due, {ckey} AS ckey, {dkey} AS dkey FROM gs)")
+    deals = ("SELECT ckey, COUNT(DISTINCT deal_id) AS deals, "
+             "COUNT(DISTINCT CASE WHEN converted = 1 THEN deal_id END) AS converted FROM gk WHERE in_win = 1 GROUP BY ckey")
+    if conn.dialect.name == "sqlite" and freq is None:  # per deal: stops at its first converted group
+        deals = (f"SELECT 'all' AS ckey, COUNT(*) AS deals, SUM({sqlite_deal_converted()}) AS converted "
+                 f"FROM (SELECT DISTINCT deal_id FROM gk WHERE in_win = 1) dd")
+    sql = (f"{cte}{gk} SELECT 'deals' AS kind, d.*, 0, 0, 0, 0 FROM ({deals}) d "
+           f"UNION ALL SELECT 'groups', ckey, 0, 0, SUM(CASE WHEN status = 'COMPLETED' THEN 1 ELSE 0 END), "
+           f"SUM(CASE WHEN status = 'EXPIRED' THEN 1 ELSE 0 END), 0, 0 FROM gk WHERE in_win = 1 GROUP BY ckey "
+           f"UNION ALL SELECT 'refunds', dkey, 0, 0, 0, 0, SUM(COALESCE(paid_total, 0)), SUM(COALESCE(paid_orders, 0)) "
+           f"FROM gk WHERE status = 'EXPIRED' AND due = 1 GROUP BY dkey")
+    cols = ["kind", "key", "deals", "converted", "completed", "expired", "refund_total", "refund_orders"]
+    df = read_df(conn, sql, params, binds, columns=cols)
+    df["key"] = df["key"].astype(str)
+    return df.drop(columns="kind").groupby("key", as_index=False).sum()
+
+
 def _ratio(num, den):
     return num / den if den else math.nan
 
@@ -56,10 +88,8 @@ def _kpi_frame(conn, win: Window, as_of, filters: Filters, scope: Scope, freq: s
                tz: str) -> pd.DataFrame:
     """Columns: key + KPI_KEYS, one row per key that has any data (rates NaN when undefined)."""
     parts = [_sales(conn, win, filters, scope, freq),
-             deal_conversion(conn, win, as_of, filters, scope, freq, tz),
-             group_outcomes(conn, win, as_of, filters, scope, freq, tz),
-             participation(conn, win, as_of, filters, scope, freq, tz),
-             refunds(conn, win, as_of, filters, scope, freq, tz)]
+             _group_kpis(conn, win, as_of, filters, scope, freq, tz),
+             participation(conn, win, as_of, filters, scope, freq, tz)]
     frames = [p.assign(key=p["key"].astype(str)).set_index("key") for p in parts]
     df = pd.concat(frames, axis=1).fillna(0)
     users = user_base(conn, as_of)

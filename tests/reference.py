@@ -259,10 +259,11 @@ class Reference:
         s = self.sales(pd.Timestamp.min, as_of, vendor)
         u = self.t["users"]
         s = s[~s["user_id"].isin(u[u["deleted_at"].notna()]["id"])]
-        agg = s.groupby("user_id").agg(last=("created_at", "max"), frequency=("order_id", "nunique"),
+        agg = s.groupby("user_id").agg(last=("created_at", "max"), first=("created_at", "min"), frequency=("order_id", "nunique"),
                                        monetary=("revenue", "sum")).reset_index()
         agg["recency_days"] = (as_of - agg["last"]).dt.total_seconds() / 86400
-        return agg[["user_id", "recency_days", "frequency", "monetary"]].sort_values("user_id").reset_index(drop=True)
+        agg["tenure_days"] = (as_of - agg["first"]).dt.total_seconds() / 86400
+        return agg[["user_id", "recency_days", "frequency", "monetary", "tenure_days"]].sort_values("user_id").reset_index(drop=True)
 
     # -- breakdowns -------------------------------------------------------------------------------
     def _named(self, s: pd.DataFrame) -> pd.DataFrame:

@@ -88,6 +88,13 @@ def test_group_status(case):
     assert list(near["members"]) == list(want["members"]) and list(near["goal"]) == list(want["goal"])
     assert (near["deadline"].reset_index(drop=True) == want["deadline"]).all()
     assert ((near["hours_left"] > 0) & (near["hours_left"] < 12)).all()
+    states = groups.group_states(conn, window, as_of, filters, scope)
+    ref_states = ref.group_states(as_of, vendor)
+    ref_states = ref_states[ref_states["created_at"] >= window.start].sort_values(["created_at", "group_id"])
+    assert list(states["group_id"]) == list(ref_states["group_id"])
+    assert list(states["status"]) == list(ref_states["status"])
+    assert list(states["members"]) == list(ref_states["members"])
+    assert {"COMPLETED", "EXPIRED"} <= set(states["status"])
     series = groups.group_status_series(conn, Window.last(as_of, 60), as_of, "week", filters, scope)
     expected = ref.status_series(as_of - dt.timedelta(days=60), as_of, as_of, "week", vendor)
     pd.testing.assert_frame_equal(series, expected, check_dtype=False)
@@ -124,6 +131,7 @@ def test_user_rfm(case):
     assert list(got["frequency"]) == list(want["frequency"])
     np.testing.assert_allclose(got["monetary"], want["monetary"], **MONEY)
     np.testing.assert_allclose(got["recency_days"], want["recency_days"], atol=1e-6)
+    np.testing.assert_allclose(got["tenure_days"], want["tenure_days"], atol=1e-6)
 
 
 @pytest.mark.parametrize("shape", ["whole_days", "times"])
