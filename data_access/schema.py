@@ -119,6 +119,10 @@ groups_carts = sa.Table(
     *_audit_columns(),
     sa.Index("ix_groups_carts_created_at", "created_at"),
     sa.Index("ix_groups_carts_updated_at", "updated_at"),
+    # Covering indexes of the metrics layer: a group's members (derived group status) and a
+    # user's memberships over time (cohorts, groups joined) without reading table rows.
+    sa.Index("ix_groups_carts_group_user", "group_id", "user_id", "created_at", "deleted_at"),
+    sa.Index("ix_groups_carts_user_created", "user_id", "created_at", "group_id", "deleted_at"),
 )
 
 carts = sa.Table(
