@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,13 +27,14 @@ def db_url(request):
     return engine.url.render_as_string(hide_password=False), str(vendor)
 
 
-def run(url: str, *args: str) -> subprocess.CompletedProcess:
+def run(url: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dashboard", "--database-url", url, "report", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
 
 
-def report_json(url: str, *args: str) -> dict:
-    proc = run(url, *args, "--format", "json")
+def report_json(url: str, *args: str, env: dict | None = None) -> dict:
+    proc = run(url, *args, "--format", "json", env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -70,11 +72,12 @@ def test_cohorts_null_not_zero_and_growth_new(db_url):
 
 def test_other_reports_json(db_url):
     url, _ = db_url
-    status = report_json(url, "group-status", "--as-of", "2026-11-24T08:00:00")["data"]
+    hours = {"NEARING_EXPIRY_HOURS": "12"}
+    status = report_json(url, "group-status", "--as-of", "2026-11-24T08:00:00", env=hours)["data"]
     assert set(status) == {"active", "nearing_expiry", "completed", "expired"} and status["active"] > 0
-    nearing = report_json(url, "groups-nearing", "--as-of", "2026-11-24T08:00:00")["data"]
-    assert all(r["deadline"].endswith("Z") and 0 < r["hours_left"] < 2 for r in nearing)
-    assert len(nearing) == status["nearing_expiry"]
+    nearing = report_json(url, "groups-nearing", "--as-of", "2026-11-24T08:00:00", env=hours)["data"]
+    assert nearing and all(r["deadline"].endswith("Z") and 0 < r["hours_left"] < 12 for r in nearing)
+    assert len(nearing) == status["nearing_expiry"] and isinstance(nearing[0]["members"], int)
     series = report_json(url, "kpi-series", "--as-of", "latest", "--freq", "week", "--days", "28")["data"]
     assert [r["period_start"] for r in series][:2] == ["2026-10-26", "2026-11-02"]
     for name in ("segments", "vendor-category", "group-vs-individual", "group-series"):
