@@ -48,6 +48,10 @@ ERROR_TEXTS = ("Something went wrong", "Data source unavailable", "Traceback", "
 PREFIX = "loadtest_"
 
 
+class SetupError(Exception):
+    """The environment could not be set up: printed as one message, exit status 2."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -67,7 +71,7 @@ def copy_sqlite(url: str, target_dir: str) -> str:
     """A private copy through the backup API, opening the original read-only."""
     source = url.split("///", 1)[1]
     if not Path(source).exists():
-        raise SystemExit(f"error: no SQLite database at {source}")
+        raise SetupError(f"error: no SQLite database at {source}")
     target = os.path.join(target_dir, "loadtest.sqlite")
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     dst = sqlite3.connect(target)
@@ -125,7 +129,7 @@ class Redis:
     def start(self) -> str:
         binary = shutil.which("redis-server")
         if not binary:
-            raise SystemExit("error: redis-server not found (Debian package redis-server)")
+            raise SetupError("error: redis-server not found (Debian package redis-server)")
         subprocess.run([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                         "--dir", self.dir, "--daemonize", "yes", "--pidfile", self.pidfile,
                         "--logfile", os.path.join(self.dir, "redis.log")], check=True)
@@ -137,7 +141,7 @@ class Redis:
                 return f"redis://127.0.0.1:{self.port}/0"
             except redis.ConnectionError:
                 time.sleep(0.05)
-        raise SystemExit("error: redis-server did not start")
+        raise SetupError("error: redis-server did not start")
 
     def stop(self) -> None:
         try:
@@ -178,14 +182,14 @@ class Gunicorn:
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"error: gunicorn exited ({self.proc.returncode}):\n{self.log_tail()}")
+                raise SetupError(f"error: gunicorn exited ({self.proc.returncode}):\n{self.log_tail()}")
             try:
                 if requests.get(self.base + "/healthz", timeout=2).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.2)
-        raise SystemExit(f"error: gunicorn did not answer /healthz in 120 s:\n{self.log_tail()}")
+        raise SetupError(f"error: gunicorn did not answer /healthz in 120 s:\n{self.log_tail()}")
 
     def worker_pids(self) -> list[int]:
         if self.proc is None:
@@ -455,7 +459,10 @@ def run(args) -> dict:
             started = time.time()
             url = copy_sqlite(url, workdir)
             log(args, f"copied the SQLite database in {time.time() - started:.1f} s")
-        users, password = make_accounts(url, args.vendors)
+        try:
+            users, password = make_accounts(url, args.vendors)
+        except Exception as exc:  # noqa: BLE001 - unreachable database, missing tables ...
+            raise SetupError(f"error: cannot create the load-test accounts: {str(exc).splitlines()[0]}") from None
         made_accounts = True
         cache_url = redis_server.start()
         env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": secrets.token_hex(32), "CACHE_TYPE": "RedisCache",
@@ -468,7 +475,7 @@ def run(args) -> dict:
         sampler.start()
         probe = Session(server.base, users[0][0], password, None, stats, rng, 0, [])
         if not probe.login():
-            raise SystemExit(f"error: could not log in:\n{server.log_tail()}")
+            raise SetupError(f"error: could not log in:\n{server.log_tail()}")
         windows = date_windows(probe.windows[0][1], args.windows, rng)
 
         ready, go = threading.Barrier(args.sessions + 1), threading.Barrier(args.sessions + 1)
@@ -574,7 +581,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if not (0 < args.duration <= 600 and 0 < args.sessions <= 200):
         p.error("--duration must be in (0, 600] and --sessions in (0, 200]")
-    result = run(args)
+    try:
+        result = run(args)
+    except SetupError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     print(json.dumps(result) if args.json else report(result), flush=True)
     return 0 if result["errors"] == 0 and result["stuck_sessions"] == 0 else 1
 
