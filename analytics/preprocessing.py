@@ -104,7 +104,9 @@ class Preprocessor:
             if kind == "id" and not self.keep_ids:
                 continue
             step = {"kind": kind}
-            if kind == "numeric":
+            if kind == "id":
+                pass  # kept as it is (keep_ids=True): a key to join results back, not a feature
+            elif kind == "numeric":
                 values = pd.to_numeric(df[col], errors="coerce").astype(float)
                 how = _check(self._option(col, "nulls", self.numeric_nulls), NUMERIC_NULLS, "numeric NULL strategy")
                 fill = {"median": values.median(), "mean": values.mean(), "zero": 0.0,
