@@ -16,23 +16,26 @@ import sqlalchemy as sa
 
 from data_access.dialect import bind_ts, local_date_sql, project_table, utc_offset_hours
 from data_access.filters import MANAGER, Filters, Scope, Window
-from data_access.groups import DEALS, DEFAULT_TZ, read_df, as_utc, bucket_sql, resolve
+from data_access.groups import DEALS, DEFAULT_TZ, as_utc, bucket_sql, no_index, read_df, resolve
 from data_access.scope import line_conditions, where
 
 MAX_TOP = 1000
 
 
-def membership(filters: Filters, scope: Scope) -> tuple[str, list[str], dict, list]:
+def membership(conn, filters: Filters, scope: Scope, all_time: bool = False) -> tuple[str, list[str], dict, list]:
     """(joins, conditions, params, binds) restricting groups_carts `gc` to counted memberships.
 
-    Filtered memberships are tested against the list of matching groups (built once per query)
-    rather than joining each membership to its group, deal and product.
+    Filtered, memberships join their group, whose deal must be in the short list of matching
+    deals. For a window SQLite is kept on the window's memberships (`+`); over all time
+    (cohorts) it may start from the matching deals' groups instead.
     """
     conds, params, binds = line_conditions(filters, scope, alias="d")
     if not conds:  # no dimension restriction: only drop soft-deleted groups
         return "", ["gc.group_id NOT IN (SELECT id FROM groups WHERE deleted_at IS NOT NULL)"], params, binds
-    return "", [f"gc.group_id IN (SELECT g.id FROM groups g JOIN {DEALS} ON d.deal_id = g.group_deals_id "
-                f"WHERE g.deleted_at IS NULL AND {where(conds)})"], params, binds
+    deals = f"SELECT d.deal_id FROM {DEALS} WHERE {where(conds)}"
+    plus = "" if all_time else no_index(conn)
+    return (f"JOIN groups g ON g.id = gc.group_id AND g.deleted_at IS NULL AND {plus}g.group_deals_id IN ({deals})",
+            [], params, binds)
 
 
 def month_sql(conn, column: str, tz: str) -> str:
@@ -59,7 +62,7 @@ def participation(conn, window: Window, as_of: dt.datetime, filters: Filters, sc
                   freq: str | None, tz: str) -> pd.DataFrame:
     """Columns: key (local period of the join, or 'all'), participants — distinct counted users
     (not deleted, signed up before as_of) who joined a group in the window (KPI 3 numerator)."""
-    joins, conds, params, binds = membership(filters, scope)
+    joins, conds, params, binds = membership(conn, filters, scope)
     params.update(window.params(conn), as_of=bind_ts(conn, as_of))
     key = bucket_sql(conn, local_date_sql(conn, "gc.created_at", tz), freq)
     sql = (f"SELECT a.key, COUNT(*) AS participants FROM (SELECT DISTINCT {key} AS key, gc.user_id "
@@ -98,7 +101,7 @@ def top_users(conn, as_of=None, n: int = 10, filters: Filters = Filters(), scope
     cats = read_df(conn, f"SELECT DISTINCT l.user_id, c.name FROM {lines} l JOIN categories c ON c.id = l.category_id "
                          f"WHERE l.user_id IN :uids AND {where(conds)}", params, binds + [ids],
                    columns=["user_id", "name"])
-    joins, gconds, gparams, gbinds = membership(filters, scope)
+    joins, gconds, gparams, gbinds = membership(conn, filters, scope)
     gparams.update(win.params(conn), uids=params["uids"])
     groups = read_df(conn, f"SELECT gc.user_id, COUNT(DISTINCT gc.group_id) AS n FROM groups_carts gc {joins} "
                            f"WHERE gc.user_id IN :uids AND gc.deleted_at IS NULL AND gc.created_at >= :w_start "
@@ -120,7 +123,7 @@ def cohort_activity(conn, as_of=None, filters: Filters = Filters(), scope: Scope
     months are not marked here: analytics.cohorts decides that from as_of.
     """
     as_of = resolve(conn, as_of, tz)
-    joins, conds, params, binds = membership(filters, scope)
+    joins, conds, params, binds = membership(conn, filters, scope, all_time=True)
     params["as_of"] = bind_ts(conn, as_of)
     sql = (f"WITH u AS (SELECT id, {month_sql(conn, 'created_at', tz)} AS cohort FROM users "
            f"WHERE deleted_at IS NULL AND created_at < :as_of), "

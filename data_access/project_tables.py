@@ -38,8 +38,8 @@ order_lines = sa.Table(
     sa.Index("ix_pol_status_created", "status", "created_at", "local_day", "order_id", "revenue"),
     sa.Index("ix_pol_vendor_created", "vendor_id", "created_at"),
     sa.Index("ix_pol_user", "user_id"),
-    # Per-user aggregates (RFM, top users) of completed sales read in user order from the index.
-    sa.Index("ix_pol_status_user", "status", "user_id", "created_at", "order_id", "revenue"),
+    # Per-user aggregates (RFM, top users) of completed sales, also per vendor, from the index alone.
+    sa.Index("ix_pol_status_user", "status", "user_id", "created_at", "order_id", "revenue", "vendor_id"),
     sa.Index("ix_pol_day", "local_day"),
     schema=S,
 )
