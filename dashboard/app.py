@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     server.config["SECRET_KEY"] = _secret_key(settings)
     svc = Services(settings, server)
     server.extensions["pulse"] = svc
-    init_auth(server, svc, settings.require_login)
+    init_auth(server, svc, settings.require_login, settings.secure_cookies)
     init_audit_routes(server)
 
     app = Dash(__name__, server=server, use_pages=True, pages_folder="", title="ChipChip Pulse",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import secrets
+import time
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
@@ -46,9 +47,34 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def init_auth(server, svc, require_login: bool) -> None:
+class FailedLogins:
+    """At most 5 failed logins per username and 100 per client address in `window` seconds (in
+    memory, per process): slows password guessing without locking an office behind one NAT out."""
+
+    LIMITS = {"user": 5, "ip": 100}
+
+    def __init__(self, window: float = 300.0):
+        self.window, self.failures = window, {}
+
+    def _recent(self, key) -> list:
+        now = time.monotonic()
+        recent = [t for t in self.failures.get(key, []) if now - t < self.window]
+        self.failures[key] = recent
+        return recent
+
+    def blocked(self, *keys) -> bool:
+        return any(len(self._recent(k)) >= self.LIMITS[k.split(":", 1)[0]] for k in keys)
+
+    def add(self, *keys) -> None:
+        for k in keys:
+            self._recent(k).append(time.monotonic())
+
+
+def init_auth(server, svc, require_login: bool, secure_cookies: bool = False) -> None:
     server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                         REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax")
+                         REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax",
+                         SESSION_COOKIE_SECURE=secure_cookies, REMEMBER_COOKIE_SECURE=secure_cookies)
+    failures = FailedLogins()
     manager = LoginManager()
     manager.init_app(server)
 
@@ -75,6 +101,12 @@ def init_auth(server, svc, require_login: bool) -> None:
         message, nxt = "", _safe_next(request.values.get("next"))
         if request.method == "POST":
             username = (request.form.get("username") or "")[:80]
+            keys = (f"user:{username}", f"ip:{request.remote_addr}")
+            if failures.blocked(*keys):
+                audit(username, "login_blocked", request.remote_addr or "")
+                alert = '<div class="alert alert-danger py-2">Too many failed attempts; wait a few minutes.</div>'
+                return Response(LOGIN_PAGE.format(message=alert, next=html.escape(nxt)), mimetype="text/html",
+                                status=429)
             try:
                 with svc.connect() as conn:
                     row = accounts.verify(conn, username, request.form.get("password") or "")
@@ -84,6 +116,7 @@ def init_auth(server, svc, require_login: bool) -> None:
                 login_user(Account(row))
                 audit(username, "login")
                 return redirect(nxt)
+            failures.add(*keys)
             audit(username, "login_failed", request.remote_addr or "")
             message = message or "Wrong username or password."
         alert = f'<div class="alert alert-danger py-2">{html.escape(message)}</div>' if message else ""

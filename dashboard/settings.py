@@ -41,6 +41,7 @@ class Settings:
     demo_seed: int = 42
     statement_timeout_ms: int = 10_000
     require_login: bool = True
+    secure_cookies: bool = False
     extra: dict = field(default_factory=dict)
 
     @property
@@ -74,4 +75,5 @@ class Settings:
             demo_seed=_number(env, "DEMO_SEED", 42, int),
             statement_timeout_ms=_number(env, "STATEMENT_TIMEOUT_MS", 10_000, int),
             require_login=(get("REQUIRE_LOGIN") or "1").lower() not in ("0", "false", "no"),
+            secure_cookies=(get("SESSION_COOKIE_SECURE") or "0").lower() in ("1", "true", "yes"),
         )

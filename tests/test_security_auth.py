@@ -308,3 +308,20 @@ def test_users_cli_errors_are_one_line(db, args, password, expected):
     assert result.returncode == 2
     assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_password_guessing_is_slowed_down(tmp_path, seeded):
+    """Five wrong passwords for one account, then even the right one is refused for a while."""
+    from data_access.accounts import add_account
+    from data_access.db import init_db, make_engine
+    from tests.support.apps import app_for, copy_sqlite
+    engine = make_engine(copy_sqlite(seeded("sqlite", 0.02, 1), tmp_path / "guess.sqlite"))
+    init_db(engine)
+    with engine.begin() as conn:
+        add_account(conn, "target", "right-password", "manager")
+    client = app_for(engine, require_login=True).server.test_client()
+    for _ in range(5):
+        assert "Wrong username or password" in client.post("/login", data={"username": "target",
+                                                                            "password": "guess"}).get_data(True)
+    blocked = client.post("/login", data={"username": "target", "password": "right-password"})
+    assert blocked.status_code == 429 and "Too many failed attempts" in blocked.get_data(True)
