@@ -225,6 +225,15 @@ def sqlite_has_completed(group: str) -> str:
             f"AND +o.created_at < :as_of))")
 
 
+def completed_groups_sql() -> str:
+    """Groups with a completed order (not deleted, before as_of) through a live membership:
+    one uncorrelated list, built once from the orders' (status, created_at) index."""
+    return ("SELECT gc.group_id FROM orders o JOIN groups_carts gc ON gc.id = o.groups_carts_id "
+            "WHERE o.status = 'COMPLETED' AND o.created_at >= :gs_floor AND o.created_at < :as_of "
+            "AND o.deleted_at IS NULL AND gc.deleted_at IS NULL AND gc.created_at >= :gs_floor "
+            "AND gc.created_at < :as_of")
+
+
 def sqlite_deal_converted() -> str:
     """SQLite: 1 when deal dd.deal_id has a group created in [o_start, o_end) with a completed
     order. Asked per deal through the group_deals_id index, it stops at the first such group."""

@@ -27,7 +27,7 @@ from data_access.dialect import project_table
 from data_access.filters import MANAGER, Filters, Scope, Window
 from data_access.dialect import local_date_sql
 from data_access.groups import (DEFAULT_TZ, read_df, as_dates, bucket_sql, check_freq, clamp, max_expiration, period_starts,
-                                resolve, sqlite_deal_converted, sqlite_has_completed,
+                                resolve, sqlite_deal_converted, completed_groups_sql,
                                 states_cte)
 from data_access.scope import line_conditions, where
 
@@ -60,7 +60,7 @@ def _group_kpis(conn, window: Window, as_of, filters: Filters, scope: Scope, fre
     dkey = bucket_sql(conn, local_date_sql(conn, "deadline", tz), freq)
     converted = "converted"
     if conn.dialect.name == "sqlite" and freq is not None:  # per group, so per period
-        converted = f"CASE WHEN created_at >= :o_start AND {sqlite_has_completed('gs.id')} THEN 1 ELSE 0 END"
+        converted = f"CASE WHEN created_at >= :o_start AND id IN ({completed_groups_sql()}) THEN 1 ELSE 0 END"
     gk = (f", gk AS MATERIALIZED (SELECT id, deal_id, status, {converted} AS converted, paid_total, paid_orders, "
           f"CASE WHEN created_at >= :o_start THEN 1 ELSE 0 END AS in_win, CASE WHEN deadline >= :o_start "
           f"AND deadline < :o_end THEN 1 ELSE 0 END AS due, {ckey} AS ckey, {dkey} AS dkey FROM gs)")
