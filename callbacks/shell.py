@@ -40,11 +40,12 @@ def register(app):
 
     @app.callback(Output(Shell.VENDOR, "options"), Output(Shell.CATEGORY, "options"),
                   Input(Shell.VERSION, "data"))
-    def load_options(_version):
+    def load_options(version):
         scope = current_scope()
         try:
-            vendors = svc.query(sales.vendor_options, scope)
-            cats = svc.query(_categories, scope)
+            version = svc.version() if version is None else version  # one version check, not two
+            vendors = svc.query(sales.vendor_options, scope, version)
+            cats = svc.query(_categories, scope, version)
         except Exception:  # options are best effort; the pages say what is wrong
             return no_update, no_update
         return vendors[["value", "label"]].to_dict("records"), cats[["value", "label"]].to_dict("records")
