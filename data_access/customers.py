@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from data_access.dialect import bind_ts, local_date_sql, project_table, utc_offset_hours
 from data_access.filters import MANAGER, Filters, Scope, Window
-from data_access.groups import DEALS, DEFAULT_TZ, as_utc, bucket_sql, no_index, read_df, resolve
+from data_access.groups import DEALS, DEFAULT_TZ, bucket_sql, no_index, read_df, resolve
 from data_access.scope import line_conditions, where
 
 MAX_TOP = 1000

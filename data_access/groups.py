@@ -216,32 +216,6 @@ def states_cte(conn, lo: dt.datetime, hi: dt.datetime, as_of: dt.datetime, filte
     return f"{gx}, gm AS MATERIALIZED ({gm}), gs AS MATERIALIZED ({gs})", params, binds
 
 
-def sqlite_has_completed(group: str) -> str:
-    """SQLite EXISTS: the group (an id expression) has a completed order before as_of through a
-    live membership; `+column` keeps SQLite probing orders by cart, not scanning them by time."""
-    return (f"EXISTS (SELECT 1 FROM groups_carts gc WHERE gc.group_id = {group} AND gc.deleted_at IS NULL "
-            f"AND gc.created_at < :as_of AND gc.created_at >= :gs_floor AND EXISTS (SELECT 1 FROM orders o "
-            f"WHERE o.groups_carts_id = gc.id AND o.deleted_at IS NULL AND +o.status = 'COMPLETED' "
-            f"AND +o.created_at < :as_of))")
-
-
-def completed_groups_sql() -> str:
-    """Groups with a completed order (not deleted, before as_of) through a live membership:
-    one uncorrelated list, built once from the orders' (status, created_at) index."""
-    return ("SELECT gc.group_id FROM orders o JOIN groups_carts gc ON gc.id = o.groups_carts_id "
-            "WHERE o.status = 'COMPLETED' AND o.created_at >= :gs_floor AND o.created_at < :as_of "
-            "AND o.deleted_at IS NULL AND gc.deleted_at IS NULL AND gc.created_at >= :gs_floor "
-            "AND gc.created_at < :as_of")
-
-
-def sqlite_deal_converted() -> str:
-    """SQLite: 1 when deal dd.deal_id has a group created in [o_start, o_end) with a completed
-    order. Asked per deal through the group_deals_id index, it stops at the first such group."""
-    return (f"CASE WHEN EXISTS (SELECT 1 FROM groups g2 WHERE g2.group_deals_id = dd.deal_id "
-            f"AND g2.deleted_at IS NULL AND g2.created_at >= :o_start AND g2.created_at < :o_end "
-            f"AND {sqlite_has_completed('g2.id')}) THEN 1 ELSE 0 END")
-
-
 ID_COLUMNS = [("id", "group_id"), ("deal_id", "deal_id"), ("product_id", "product_id"), ("vendor_id", "vendor_id"),
               ("category_id", "category_id")]
 

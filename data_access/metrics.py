@@ -23,16 +23,40 @@ import math
 import pandas as pd
 
 from data_access.customers import participation, user_base
-from data_access.dialect import project_table
+from data_access.dialect import local_date_sql, project_table
 from data_access.filters import MANAGER, Filters, Scope, Window
-from data_access.dialect import local_date_sql
-from data_access.groups import (DEFAULT_TZ, read_df, as_dates, bucket_sql, check_freq, clamp, max_expiration, period_starts,
-                                resolve, sqlite_deal_converted, completed_groups_sql,
-                                states_cte)
+from data_access.groups import (DEFAULT_TZ, as_dates, bucket_sql, check_freq, clamp, max_expiration, period_starts,
+                                read_df, resolve, states_cte, success_rate)
 from data_access.scope import line_conditions, where
 
 KPI_KEYS = ["revenue", "completed_orders", "aov", "deal_conversion_rate", "group_success_rate",
             "avg_revenue_per_deal", "participation_rate", "refund_total", "refund_orders"]
+
+
+def sqlite_has_completed(group: str) -> str:
+    """SQLite EXISTS: the group (an id expression) has a completed order before as_of through a
+    live membership; `+column` keeps SQLite probing orders by cart, not scanning them by time."""
+    return (f"EXISTS (SELECT 1 FROM groups_carts gc WHERE gc.group_id = {group} AND gc.deleted_at IS NULL "
+            f"AND gc.created_at < :as_of AND gc.created_at >= :gs_floor AND EXISTS (SELECT 1 FROM orders o "
+            f"WHERE o.groups_carts_id = gc.id AND o.deleted_at IS NULL AND +o.status = 'COMPLETED' "
+            f"AND +o.created_at < :as_of))")
+
+
+def completed_groups_sql() -> str:
+    """Groups with a completed order (not deleted, before as_of) through a live membership:
+    one uncorrelated list, built once from the orders' (status, created_at) index."""
+    return ("SELECT gc.group_id FROM orders o JOIN groups_carts gc ON gc.id = o.groups_carts_id "
+            "WHERE o.status = 'COMPLETED' AND o.created_at >= :gs_floor AND o.created_at < :as_of "
+            "AND o.deleted_at IS NULL AND gc.deleted_at IS NULL AND gc.created_at >= :gs_floor "
+            "AND gc.created_at < :as_of")
+
+
+def sqlite_deal_converted() -> str:
+    """SQLite: 1 when deal dd.deal_id has a group created in [o_start, o_end) with a completed
+    order. Asked per deal through the group_deals_id index, it stops at the first such group."""
+    return (f"CASE WHEN EXISTS (SELECT 1 FROM groups g2 WHERE g2.group_deals_id = dd.deal_id "
+            f"AND g2.deleted_at IS NULL AND g2.created_at >= :o_start AND g2.created_at < :o_end "
+            f"AND {sqlite_has_completed('g2.id')}) THEN 1 ELSE 0 END")
 
 
 def _sales(conn, window: Window, filters: Filters, scope: Scope, freq: str | None) -> pd.DataFrame:
@@ -84,6 +108,10 @@ def _ratio(num, den):
     return num / den if den else math.nan
 
 
+def _nan(value):
+    return math.nan if value is None else value
+
+
 def _kpi_frame(conn, win: Window, as_of, filters: Filters, scope: Scope, freq: str | None,
                tz: str) -> pd.DataFrame:
     """Columns: key + KPI_KEYS, one row per key that has any data (rates NaN when undefined)."""
@@ -98,7 +126,7 @@ def _kpi_frame(conn, win: Window, as_of, filters: Filters, scope: Scope, freq: s
     out["completed_orders"] = df.get("completed_orders", 0).astype(int)
     out["aov"] = [_ratio(r, n) for r, n in zip(out["revenue"], out["completed_orders"])]
     out["deal_conversion_rate"] = [_ratio(c, d) for c, d in zip(df["converted"], df["deals"])]
-    out["group_success_rate"] = [_ratio(c, c + e) for c, e in zip(df["completed"], df["expired"])]
+    out["group_success_rate"] = [_nan(success_rate(c, e)) for c, e in zip(df["completed"], df["expired"])]
     out["avg_revenue_per_deal"] = [_ratio(r, d) for r, d in zip(df["group_revenue"], df["group_deals"])]
     out["participation_rate"] = [_ratio(p, users) for p in df["participants"]]
     out["refund_total"] = df["refund_total"].astype(float)

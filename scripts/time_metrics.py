@@ -23,7 +23,7 @@ from analytics.growth import category_growth  # noqa: E402
 from analytics.segments import segment_summary  # noqa: E402
 from data_access import breakdowns, customers, groups, metrics  # noqa: E402
 from data_access.db import make_engine  # noqa: E402
-from data_access.filters import MANAGER, Filters, Scope, Window, resolve_as_of  # noqa: E402
+from data_access.filters import Scope, Window, resolve_as_of  # noqa: E402
 
 TZ = os.environ.get("TIMEZONE", "Africa/Addis_Ababa")
 

@@ -20,7 +20,6 @@ import itertools
 import math
 
 import pytest
-import sqlalchemy as sa
 
 from analytics.cohorts import cohort_retention
 from analytics.growth import category_growth
