@@ -260,3 +260,22 @@ def test_bad_input_is_a_clear_error(world):
         metrics.kpi_summary(conn, Window(AS_OF, AS_OF + dt.timedelta(days=1)), AS_OF - dt.timedelta(days=1))
     with pytest.raises(ValueError, match="frequency"):
         metrics.kpi_series(conn, WEEK, AS_OF, "hour")
+
+
+def test_segments_rules_and_summary():
+    import pandas as pd
+
+    from analytics.segments import SEGMENTS, assign_segments, segment_summary
+    rfm = pd.DataFrame({"user_id": list("abcdef"), "recency_days": [3, 60, 5, 8, 10, 2],
+                        "frequency": [1, 9, 3, 5, 1, 2], "monetary": [900, 5000, 4000, 300, 50, 80],
+                        "tenure_days": [10, 200, 150, 120, 100, 90]})
+    seg = assign_segments(rfm).set_index("user_id")["segment"]
+    # a is new despite its spend; b lapsed despite being the biggest spender
+    assert seg.to_dict() == {"a": "new", "b": "at risk", "c": "high-value", "d": "regular", "e": "occasional",
+                             "f": "occasional"}
+    summary = segment_summary(rfm).set_index("segment")
+    assert list(summary.index) == SEGMENTS and summary["users"].sum() == 6
+    assert summary["revenue_share"].sum() == pytest.approx(1.0)
+    assert summary.loc["high-value", "revenue"] == 4000
+    empty = segment_summary(rfm.iloc[:0])
+    assert empty["users"].eq(0).all() and empty["revenue_share"].isna().all()
