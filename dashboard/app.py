@@ -15,6 +15,7 @@ from flask import Flask, g, request
 from dashboard.audit_routes import init_audit_routes
 from dashboard.auth import init_auth
 from dashboard.settings import PROJECT_ROOT, Settings
+from dashboard.warmup import warmer
 from data_access.services import Services
 
 PAGE_MODULES = ["overview", "groups", "products", "customers", "forecast", "operations"]
@@ -94,6 +95,8 @@ def create_app(settings: Settings | None = None) -> Dash:
         if module is not None:
             module.register(app)
     _instrument(server, svc)
+    if settings.warm_cache:
+        svc.warmers.append(warmer(app, lambda: _default_dates(svc, settings.timezone)))
     return app
 
 

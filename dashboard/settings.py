@@ -42,6 +42,7 @@ class Settings:
     statement_timeout_ms: int = 10_000
     require_login: bool = True
     secure_cookies: bool = False
+    warm_cache: bool = True
     extra: dict = field(default_factory=dict)
 
     @property
@@ -76,4 +77,5 @@ class Settings:
             statement_timeout_ms=_number(env, "STATEMENT_TIMEOUT_MS", 10_000, int),
             require_login=(get("REQUIRE_LOGIN") or "1").lower() not in ("0", "false", "no"),
             secure_cookies=(get("SESSION_COOKIE_SECURE") or "0").lower() in ("1", "true", "yes"),
+            warm_cache=(get("WARM_CACHE") or "1").lower() not in ("0", "false", "no"),
         )

@@ -107,6 +107,8 @@ class Services:
         self.stale_since: dt.datetime | None = None
         self._shared_at = float("-inf")
         self.auto_etl = settings.is_embedded
+        self.warmers: list = []  # callables(version), registered by the app factory
+        self._warming = threading.Lock()
         self.latency = LatencyLog()
         self._flushed_at = time.time()
 
@@ -178,11 +180,30 @@ class Services:
                 self.last_version, self.last_ok_at = shared
             return self.last_version
         now = dt.datetime.now(dt.timezone.utc)
-        if v != self.last_version or time.monotonic() - self._shared_at > 30:  # at most one write per 30 s
+        changed = v != self.last_version
+        if changed or time.monotonic() - self._shared_at > 30:  # at most one write per 30 s
             self._cache_set(LAST_OK_KEY, (v, now))
             self._shared_at = time.monotonic()
         self.last_version, self.stale_since, self.last_ok_at = v, None, now
+        if changed:
+            self._start_warmup(v)
         return v
+
+    def _start_warmup(self, version: int) -> None:
+        """New data: recompute the default views in the background, so the first person to look
+        (or the wall screen's next refresh) is served from the cache instead of waiting."""
+        if not self.warmers or not self._warming.acquire(blocking=False):
+            return
+
+        def run():
+            try:
+                for warm in self.warmers:
+                    warm(version)
+            except Exception as exc:  # noqa: BLE001 - warming is an optimisation only
+                log.warning("cache warm-up failed: %s", exc)
+            finally:
+                self._warming.release()
+        threading.Thread(target=run, name="cache-warmup", daemon=True).start()
 
     def _cache_get(self, key):
         try:

@@ -10,7 +10,8 @@ from dashboard.settings import Settings
 
 def app_for(engine, **overrides):
     url = engine.url.render_as_string(hide_password=False)
-    settings = Settings(**{"database_url": url, "secret_key": "test-secret", "require_login": False, **overrides})
+    settings = Settings(**{"database_url": url, "secret_key": "test-secret", "require_login": False,
+                           "warm_cache": False, **overrides})  # warm-up has its own test
     return create_app(settings)
 
 
