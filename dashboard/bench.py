@@ -86,7 +86,7 @@ def run(scale: float = 1.0, db: str = "sqlite", url: str | None = None, repeat: 
     from pipeline import etl
 
     url = prepare_database(scale, db, url)
-    settings = Settings(database_url=url, secret_key="bench", require_login=False)
+    settings = Settings(database_url=url, secret_key="bench", require_login=False, warm_cache=False)
     tz = settings.timezone
     results: dict = {"scale": scale, "db": db, "callbacks": {}, "uncached": {}, "naive": {}, "pages": {}}
     bar = Progress(f"bench scale={scale:g} {db}", 1.0)
