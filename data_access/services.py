@@ -268,21 +268,17 @@ def _ts(value) -> dt.datetime:
 
 
 class LatencyLog:
-    """Recent request latencies in memory (bounded); the pipeline persists them for alerts."""
+    """Request latencies waiting to be persisted (bounded: if the database is down for long,
+    the oldest samples are dropped rather than growing memory)."""
 
-    def __init__(self, size: int = 2000):
+    def __init__(self, size: int = 5000):
         from collections import deque
-        self.samples = deque(maxlen=size)
-        self.unsaved: list = []
+        self.unsaved = deque(maxlen=size)
 
     def add(self, path: str, ms: float) -> None:
-        self.samples.append((time.time(), path, ms))
         self.unsaved.append((time.time(), path, ms))
 
     def drain(self) -> list:
-        rows, self.unsaved = self.unsaved, []
+        rows = list(self.unsaved)
+        self.unsaved.clear()
         return rows
-
-    def percentile(self, q: float) -> float | None:
-        values = sorted(ms for _, _, ms in self.samples)
-        return values[min(len(values) - 1, int(q * len(values)))] if values else None

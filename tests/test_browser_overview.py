@@ -38,7 +38,7 @@ def test_overview_cards_show_data_access_numbers(dash_duo, seeded):
     with engine.connect() as conn:
         expected = sales.sales_totals(conn, default_window(engine))
     assert expected["orders"] > 0
-    dash_duo.wait_for_text_to_equal(f'[id=\'{{"name":"revenue","type":"kpi-value"}}\']',
+    dash_duo.wait_for_text_to_equal('[id=\'{"name":"revenue","type":"kpi-value"}\']',
                                     fmt_value(expected["revenue"], "etb"), timeout=30)
     assert kpi_text(dash_duo, "completed_orders") == fmt_value(expected["orders"], "count")
     shown = wait_for_traces(dash_duo, "overview-trend", lambda t: len(t) == 2 and t[0]["points"] > 0)
