@@ -11,11 +11,7 @@ from dashboard.forecasting import ForecastService, ForecastView
 from data_access import sales
 
 
-def _category_options(conn, scope):
-    return sales.category_options(conn)
-
-
-OPTION_SOURCES = {"category": _category_options, "vendor": sales.vendor_options, "product": sales.product_options}
+OPTION_SOURCES = {"category": sales.category_options, "vendor": sales.vendor_options, "product": sales.product_options}
 
 
 def register(app):

@@ -45,7 +45,7 @@ def register(app):
         try:
             version = svc.version() if version is None else version  # one version check, not two
             vendors = svc.query(sales.vendor_options, scope, version)
-            cats = svc.query(_categories, scope, version)
+            cats = svc.query(sales.category_options, scope, version)
         except Exception:  # options are best effort; the pages say what is wrong
             return no_update, no_update
         return vendors[["value", "label"]].to_dict("records"), cats[["value", "label"]].to_dict("records")
@@ -95,6 +95,3 @@ def register(app):
         stamp = f"Updated {dt.datetime.now(tz):%Y-%m-%d %H:%M}"
         return version, stamp, clear
 
-
-def _categories(conn, scope):
-    return sales.category_options(conn)

@@ -67,8 +67,9 @@ def product_options(conn, vendor_ids: tuple[str, ...] = (), scope: Scope = MANAG
     return df[["value", "label", "vendor_id"]]
 
 
-def category_options(conn) -> pd.DataFrame:
-    """Columns: value (category id), label (category name)."""
+def category_options(conn, scope: Scope = MANAGER) -> pd.DataFrame:
+    """Columns: value (category id), label (category name). Categories are not vendor data:
+    every scope sees them all (the scope argument keeps the cached-query signature)."""
     return read_df(conn, "SELECT id AS value, name AS label FROM categories WHERE deleted_at IS NULL "
                          "ORDER BY name, id")
 
