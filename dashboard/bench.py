@@ -8,6 +8,8 @@ import datetime as dt
 import json
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -58,8 +60,6 @@ def _measure(fn, repeat: int, warmup: int = 2, before=None) -> dict:
 def prepare_database(scale: float, db: str, url: str | None, seed: int = 7) -> str:
     """Reuse or build a demo database of this scale (SQLite file under data/bench, or a URL)."""
     from data_access.db import init_db, make_engine, source_row_count
-    from pipeline.demo_data import DemoSpec
-    from pipeline.seed import seed as run_seed
     if url is None:
         if db == "postgres":
             from tests.support.pgserver import create_database, start_server
@@ -70,9 +70,11 @@ def prepare_database(scale: float, db: str, url: str | None, seed: int = 7) -> s
             url = f"sqlite:///{path}"
     engine = make_engine(url)
     init_db(engine)
-    if not source_row_count(engine):
-        run_seed(engine, DemoSpec(scale=scale, seed=seed, months=12), Settings().timezone)
+    empty = not source_row_count(engine)
     engine.dispose()
+    if empty:  # in a child process: the app's peak RSS must not include the generator's
+        subprocess.run([sys.executable, "-m", "dashboard", "--database-url", url, "seed", "--scale", str(scale),
+                        "--seed", str(seed)], check=True, cwd=PROJECT_ROOT)
     return url
 
 
