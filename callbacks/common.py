@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 import functools
 import hashlib
 import json
@@ -61,6 +62,25 @@ def require_version(version) -> int:
     if version is None:
         raise PreventUpdate
     return version
+
+
+@dataclass(frozen=True)
+class PageInputs:
+    """What every filter-driven page callback starts from, validated."""
+
+    tz: str
+    window: Window
+    filters: Filters
+    scope: Scope
+    as_of: dt.datetime
+
+
+def page_inputs(svc, filters_data, version) -> PageInputs:
+    """Version known (else no update yet), filters parsed, scope from the session, as-of."""
+    require_version(version)
+    tz = svc.settings.timezone
+    window, filters = parse_filters(filters_data, tz)
+    return PageInputs(tz, window, filters, current_scope(), as_of_for(window))
 
 
 def live_now() -> dt.datetime:

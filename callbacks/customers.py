@@ -5,8 +5,7 @@ from dash import Input, Output
 
 from analytics.cohorts import cohort_retention
 from analytics.segments import segment_summary
-from callbacks.common import (as_of_for, cached_output, current_scope, guarded, parse_filters,
-                              require_version, services)
+from callbacks.common import cached_output, guarded, page_inputs, services
 from components import customers as view
 from components.ids import Customers, Shell
 from data_access import customers as cq
@@ -22,10 +21,8 @@ def register(app):
     @guarded(5, 4)
     @cached_output(svc)
     def update_customers(filters_data, version):
-        require_version(version)
-        tz = svc.settings.timezone
-        window, filters = parse_filters(filters_data, tz)
-        scope, as_of = current_scope(), as_of_for(window)
+        p = page_inputs(svc, filters_data, version)
+        tz, filters, scope, as_of = p.tz, p.filters, p.scope, p.as_of
         top = svc.query(cq.top_users, scope, version, as_of=as_of, n=10, filters=filters, tz=tz)
         activity = svc.query(cq.cohort_activity, scope, version, as_of=as_of, filters=filters, tz=tz)
         rfm = svc.query(cq.user_rfm, scope, version, as_of=as_of, filters=filters, tz=tz)

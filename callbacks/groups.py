@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from dash import Input, Output
 
-from callbacks.common import (as_of_for, cached_output, live_now, current_scope, guarded, parse_filters,
-                              require_version, services)
+from callbacks.common import cached_output, guarded, live_now, page_inputs, services
 from components import groups as view
 from components.ids import Groups, Shell
 from data_access import groups as gq
@@ -20,10 +19,8 @@ def register(app):
     @guarded(5, 4)
     @cached_output(svc)
     def update_groups(filters_data, version):
-        require_version(version)
-        tz = svc.settings.timezone
-        window, filters = parse_filters(filters_data, tz)
-        scope, as_of = current_scope(), as_of_for(window)
+        p = page_inputs(svc, filters_data, version)
+        tz, window, filters, scope, as_of = p.tz, p.window, p.filters, p.scope, p.as_of
         hours = svc.settings.nearing_expiry_hours
         counts = svc.query(gq.group_status_counts, scope, version, window=window, as_of=as_of,
                            nearing_hours=hours, filters=filters, tz=tz)

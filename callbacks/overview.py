@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from dash import Input, Output
 
-from callbacks.common import (as_of_for, cached_output, live_now, current_scope, figure_message, guarded, parse_filters,
-                              require_version, services)
+from callbacks.common import cached_output, figure_message, guarded, live_now, page_inputs, services
 from components import overview as view
 from components.ids import Overview, Shell
 from data_access import sales
@@ -30,9 +29,8 @@ def register(app):
     @guarded(3, 2)
     @cached_output(svc)
     def update_overview(filters_data, version):
-        require_version(version)
-        window, filters = parse_filters(filters_data, svc.settings.timezone)
-        scope, as_of = current_scope(), as_of_for(window)
+        p = page_inputs(svc, filters_data, version)
+        window, filters, scope, as_of = p.window, p.filters, p.scope, p.as_of
         hours = svc.settings.nearing_expiry_hours
         kw = dict(filters=filters, tz=svc.settings.timezone)
         current = svc.query(overview_kpis, scope, version, window=window, as_of=as_of, **kw)
@@ -48,11 +46,11 @@ def register(app):
     @guarded(1, 0, figure_message)
     @cached_output(svc)
     def update_comparison(filters_data, version, metrics):
-        require_version(version)
-        window, filters = parse_filters(filters_data, svc.settings.timezone)
+        p = page_inputs(svc, filters_data, version)
+        window, filters = p.window, p.filters
         metrics = [m for m in (metrics or []) if m in view.COMPARABLE]
         days = (window.end - window.start).days
         freq = "day" if days <= 62 else "week" if days <= 370 else "month"
-        series = svc.query(comparison_series, current_scope(), version, window=window,
-                           as_of=as_of_for(window), filters=filters, freq=freq, tz=svc.settings.timezone)
+        series = svc.query(comparison_series, p.scope, version, window=window, as_of=p.as_of, filters=filters,
+                           freq=freq, tz=p.tz)
         return view.comparison_figure(series, metrics)

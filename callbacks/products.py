@@ -7,8 +7,7 @@ from dash import Input, Output
 
 from analytics.growth import category_growth
 from analytics.shares import category_correlation, vendor_share_matrix
-from callbacks.common import (as_of_for, cached_output, current_scope, figure_message, guarded,
-                              parse_filters, require_version, services)
+from callbacks.common import cached_output, figure_message, guarded, page_inputs, services
 from components import products as view
 from components.ids import Products, Shell
 from data_access import breakdowns
@@ -22,10 +21,8 @@ def register(app):
     @guarded(1, 0, figure_message)
     @cached_output(svc)
     def update_heatmap(filters_data, version, mode):
-        require_version(version)
-        tz = svc.settings.timezone
-        window, filters = parse_filters(filters_data, tz)
-        scope = current_scope()
+        p = page_inputs(svc, filters_data, version)
+        tz, window, filters, scope = p.tz, p.window, p.filters, p.scope
         if scope.vendor_id is not None:  # a vendor's share of a category would need the others' numbers
             mode = "correlation"
         if mode == "correlation":
@@ -39,11 +36,10 @@ def register(app):
     @guarded(1, 0, figure_message)
     @cached_output(svc)
     def update_bars(filters_data, version, by):
-        require_version(version)
+        p = page_inputs(svc, filters_data, version)
         by = by if by in ("category", "month") else "category"
-        tz = svc.settings.timezone
-        window, filters = parse_filters(filters_data, tz)
-        df = svc.query(breakdowns.group_vs_individual, current_scope(), version, window=window, by=by,
+        tz, window, filters = p.tz, p.window, p.filters
+        df = svc.query(breakdowns.group_vs_individual, p.scope, version, window=window, by=by,
                        filters=filters, tz=tz)
         return view.grouped_bars(df, by)
 
@@ -53,12 +49,10 @@ def register(app):
     @cached_output(svc)
     def update_growth(filters_data, version, period):
         """Growth of the period ending at the window's end vs the equal period before it."""
-        require_version(version)
-        tz = svc.settings.timezone
-        window, filters = parse_filters(filters_data, tz)
+        p = page_inputs(svc, filters_data, version)
         period = period if period in ("week", "month") else "week"
-        cur, prev = svc.query(breakdowns.category_growth_inputs, current_scope(), version, as_of=as_of_for(window),
-                              period=period, filters=filters, tz=tz)
+        cur, prev = svc.query(breakdowns.category_growth_inputs, p.scope, version, as_of=p.as_of,
+                              period=period, filters=p.filters, tz=p.tz)
         return view.growth_rows(category_growth(cur, prev)), None
 
 
