@@ -88,7 +88,8 @@ def run(scale: float = 1.0, db: str = "sqlite", url: str | None = None, repeat: 
     from pipeline import etl
 
     url = prepare_database(scale, db, url)
-    settings = Settings(database_url=url, secret_key="bench", require_login=False, warm_cache=False)
+    settings = Settings(database_url=url, secret_key="bench", require_login=False, warm_cache=False,
+                        statement_timeout_ms=600_000)  # measure the real cost, not a timeout message
     tz = settings.timezone
     results: dict = {"scale": scale, "db": db, "callbacks": {}, "uncached": {}, "naive": {}, "pages": {}}
     bar = Progress(f"bench scale={scale:g} {db}", 1.0)
