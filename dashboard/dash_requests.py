@@ -21,14 +21,12 @@ def _outputs(key: str):
     return {"id": cid, "property": prop}
 
 
-def body(app, fragment: str, values: dict, changed: list[str] | None = None) -> dict:
-    """Request body for the callback whose output key contains `fragment`.
+def body_for_spec(key: str, spec: dict, values: dict, changed: list[str] | None = None) -> dict:
+    """Request body for the callback with output key `key` and dependency spec `spec` (an entry of
+    app.callback_map or of /_dash-dependencies: "inputs" and "state" lists of {id, property}).
 
     values: {"component-id.property": value} for its inputs and states (missing ones are None).
     """
-    key = find_output_key(app, fragment)
-    spec = app.callback_map[key]
-
     def items(deps):
         return [{"id": d["id"], "property": d["property"], "value": values.get(f"{d['id']}.{d['property']}")}
                 for d in deps]
@@ -36,6 +34,12 @@ def body(app, fragment: str, values: dict, changed: list[str] | None = None) -> 
     inputs = items(spec["inputs"])
     return {"output": key, "outputs": _outputs(key), "inputs": inputs, "state": items(spec.get("state", [])),
             "changedPropIds": changed if changed is not None else [f"{i['id']}.{i['property']}" for i in inputs[:1]]}
+
+
+def body(app, fragment: str, values: dict, changed: list[str] | None = None) -> dict:
+    """Request body for the callback whose output key contains `fragment`."""
+    key = find_output_key(app, fragment)
+    return body_for_spec(key, app.callback_map[key], values, changed)
 
 
 def post(client, app, fragment: str, values: dict, changed: list[str] | None = None):

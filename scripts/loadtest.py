@@ -41,6 +41,9 @@ from pathlib import Path
 
 import requests
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from dashboard.dash_requests import body_for_spec  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -320,17 +323,7 @@ class Session:
 
     def callback(self, kind: str, component_id: str, values: dict):
         spec = self.deps[component_id]
-        key = spec["output"]
-        parts = key[2:-2].split("...") if key.startswith("..") else [key]
-        outputs = [dict(zip(("id", "property"), p.rsplit(".", 1))) for p in parts]
-
-        def items(deps):
-            return [{"id": d["id"], "property": d["property"], "value": values.get(f"{d['id']}.{d['property']}")}
-                    for d in deps]
-
-        inputs = items(spec["inputs"])
-        body = {"output": key, "outputs": outputs if key.startswith("..") else outputs[0], "inputs": inputs,
-                "state": items(spec["state"]), "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"]}
+        body = body_for_spec(spec["output"], spec, values)
         response = self.request(kind, "POST", "/_dash-update-component", json=body)
         if response is None or response.status_code != 200:
             return {}

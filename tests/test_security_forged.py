@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from components import widgets
 from components.ids import Forecast, Operations, Overview, Shell
 from dashboard.app import create_app
+from dashboard.dash_requests import body_for_spec
 from dashboard.settings import Settings
 from data_access import accounts, sales
 from data_access.db import make_engine
@@ -120,18 +121,7 @@ def dash_body(app, component_id: str, values: dict, changed: list[str] | None = 
     values: {"id.property": value} for its inputs and states (missing ones are sent as null).
     """
     key = output_key(app, component_id)
-    spec = app.callback_map[key]
-    parts = key[2:-2].split("...") if key.startswith("..") else [key]
-    outputs = [dict(zip(("id", "property"), p.rsplit(".", 1))) for p in parts]
-
-    def deps(items):
-        return [{"id": d["id"], "property": d["property"], "value": values.get(f"{d['id']}.{d['property']}")}
-                for d in items]
-
-    inputs = deps(spec["inputs"])
-    return {"output": key, "outputs": outputs if key.startswith("..") else outputs[0],
-            "inputs": inputs, "state": deps(spec.get("state", [])),
-            "changedPropIds": changed if changed is not None else [f"{inputs[0]['id']}.{inputs[0]['property']}"]}
+    return body_for_spec(key, app.callback_map[key], values, changed)
 
 
 def post(client, app, component_id: str, values: dict) -> tuple[int, str, dict]:
