@@ -75,6 +75,9 @@ def prepare_database(scale: float, db: str, url: str | None, seed: int = 7) -> s
     if empty:  # in a child process: the app's peak RSS must not include the generator's
         subprocess.run([sys.executable, "-m", "dashboard", "--database-url", url, "seed", "--scale", str(scale),
                         "--seed", str(seed)], check=True, cwd=PROJECT_ROOT)
+    else:  # a database built by an older version: fill tables it does not have yet
+        subprocess.run([sys.executable, "-m", "dashboard", "--database-url", url, "etl", "--once"], check=True,
+                       cwd=PROJECT_ROOT)
     return url
 
 

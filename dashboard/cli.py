@@ -140,8 +140,10 @@ def cmd_seed(settings, args):
 
 def cmd_etl(settings, args):
     from dashboard.progress import Progress
+    from data_access.db import init_db
     from pipeline import etl
     engine = _engine(settings)
+    init_db(engine)  # tables added by a newer version (filled by the first run)
     if args.follow:
         from pipeline.follow import follow
         return follow(engine, settings, args.interval)

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import sqlalchemy as sa
 
-from data_access.dialect import bind_ts, local_date_sql, project_table, utc_offset_hours
+from data_access.dialect import (bind_ts, local_date_sql, local_midnight_utc, project_table, utc_offset_hours,
+                                 utc_to_local_date)
 from data_access.filters import MANAGER, Filters, Scope, Window
 from data_access.groups import DEALS, DEFAULT_TZ, bucket_sql, no_index, read_df, resolve
 from data_access.scope import line_conditions, where
@@ -114,24 +115,55 @@ def top_users(conn, as_of=None, n: int = 10, filters: Filters = Filters(), scope
     return top.astype({"revenue": float, "completed_orders": int})[columns]
 
 
-def cohort_activity(conn, as_of=None, filters: Filters = Filters(), scope: Scope = MANAGER,
-                    tz: str = DEFAULT_TZ) -> pd.DataFrame:
-    """Columns: cohort (local signup month start, date), size, active_m0..active_m3.
+def _activity_table(conn, filters: Filters, scope: Scope) -> tuple[str, list[str], dict, list] | None:
+    """(table, conditions, params, binds) of the ETL's per-user-month table answering this
+    filter, or None when only the order lines / memberships can (product or category filters,
+    several vendors: an order with items of two of them would count twice)."""
+    if filters.product_ids or filters.category_ids or len(filters.vendor_ids) > 1:
+        return None
+    conds, params, binds = line_conditions(filters, scope, alias="a")
+    if not conds:
+        return project_table(conn, "pulse_user_months"), [], params, binds
+    return project_table(conn, "pulse_user_vendor_months"), conds, params, binds
 
-    size = users (not deleted) who signed up in that local month before as_of; active_mk = how
-    many of them joined >= 1 group in calendar month cohort + k (before as_of). Incomplete
-    months are not marked here: analytics.cohorts decides that from as_of.
-    """
-    as_of = resolve(conn, as_of, tz)
+
+NOT_DELETED_USER = "{}.user_id NOT IN (SELECT id FROM users WHERE deleted_at IS NOT NULL)"
+
+
+def _cohort_rows(conn, as_of: dt.datetime, filters: Filters, scope: Scope, tz: str) -> pd.DataFrame:
+    """Columns: cohort, month (NULL for the cohort's size row), n."""
+    sizes = (f"SELECT {month_sql(conn, 'created_at', tz)} AS cohort, NULL AS month, COUNT(*) AS n FROM users "
+             f"WHERE deleted_at IS NULL AND created_at < :as_of GROUP BY 1")
+    fast = _activity_table(conn, filters, scope)
+    if fast is not None:
+        table, conds, params, binds = fast
+        params["as_of"] = bind_ts(conn, as_of)
+        conds += ["a.first_join_at < :as_of", "a.signup_at < :as_of", NOT_DELETED_USER.format("a")]
+        sql = (f"{sizes} UNION ALL SELECT a.cohort, a.month, COUNT(*) FROM {table} a WHERE {where(conds)} "
+               f"GROUP BY a.cohort, a.month")
+        return read_df(conn, sql, params, binds, columns=["cohort", "month", "n"])
     joins, conds, params, binds = membership(conn, filters, scope, all_time=True)
     params["as_of"] = bind_ts(conn, as_of)
     sql = (f"WITH u AS (SELECT id, {month_sql(conn, 'created_at', tz)} AS cohort FROM users "
            f"WHERE deleted_at IS NULL AND created_at < :as_of), "
            f"a AS (SELECT DISTINCT gc.user_id, {month_sql(conn, 'gc.created_at', tz)} AS month FROM groups_carts gc "
            f"{joins} WHERE gc.deleted_at IS NULL AND gc.created_at < :as_of AND {where(conds)}) "
-           f"SELECT cohort, NULL AS month, COUNT(*) AS n FROM u GROUP BY cohort UNION ALL "
+           f"{sizes} UNION ALL "
            f"SELECT u.cohort, a.month, COUNT(*) FROM a JOIN u ON u.id = a.user_id GROUP BY u.cohort, a.month")
-    rows = read_df(conn, sql, params, binds, columns=["cohort", "month", "n"])
+    return read_df(conn, sql, params, binds, columns=["cohort", "month", "n"])
+
+
+def cohort_activity(conn, as_of=None, filters: Filters = Filters(), scope: Scope = MANAGER,
+                    tz: str = DEFAULT_TZ) -> pd.DataFrame:
+    """Columns: cohort (local signup month start, date), size, active_m0..active_m3.
+
+    size = users (not deleted) who signed up in that local month before as_of; active_mk = how
+    many of them joined >= 1 group in calendar month cohort + k (before as_of). Incomplete
+    months are not marked here: analytics.cohorts decides that from as_of. Read from the ETL's
+    per-user-month table unless a product/category filter needs the memberships themselves.
+    """
+    as_of = resolve(conn, as_of, tz)
+    rows = _cohort_rows(conn, as_of, filters, scope, tz)
     sizes = rows[rows["month"].isna()].rename(columns={"n": "size"})[["cohort", "size"]]
     active = rows[rows["month"].notna()].copy()
     out = sizes.assign(cohort=pd.to_datetime(sizes["cohort"])).set_index("cohort")
@@ -150,28 +182,56 @@ def cohort_activity(conn, as_of=None, filters: Filters = Filters(), scope: Scope
     return out.astype({"size": int})
 
 
+RFM_COLUMNS = ["user_id", "recency_days", "frequency", "monetary", "tenure_days"]
+
+
+def _rfm_parts(conn, as_of: dt.datetime, filters: Filters, scope: Scope, window: Window | None,
+               tz: str) -> list[tuple[str, dict, list]]:
+    """Queries of per-user completed sales before as_of (RFM_COLUMNS, users not deleted).
+
+    Whole local months before as_of's come from the per-user-month table, as_of's own month from
+    the order lines; the caller merges the parts (min recency, max tenure, sums).
+    """
+    lines = project_table(conn, "pulse_order_lines")
+    conds, params, binds = line_conditions(filters, scope, alias="l")
+    conds += ["l.status = 'COMPLETED'", "l.created_at < :as_of", NOT_DELETED_USER.format("l")]
+    params["as_of"] = bind_ts(conn, as_of)
+    days = days_before_sql(conn, ":as_of")
+    # Floats and text in SQL: psycopg2 would otherwise build a Decimal / UUID object per value.
+    select = ("SELECT CAST({a}.user_id AS VARCHAR(36)), CAST({d_last} AS FLOAT), {n}, CAST(SUM({a}.{r}) AS FLOAT), "
+              "CAST({d_first} AS FLOAT) FROM {table} {a} WHERE {where} GROUP BY {plus}{a}.user_id")
+    line_part = dict(a="l", d_last=days.format("MAX(l.created_at)"), d_first=days.format("MIN(l.created_at)"),
+                     n="COUNT(DISTINCT l.order_id)", r="revenue", table=lines)
+    fast = None if window is not None else _activity_table(conn, filters, scope)
+    if fast is None:
+        if window is not None:
+            conds.append("l.created_at >= :w_start")
+            params["w_start"] = bind_ts(conn, window.start)
+        return [(select.format(**line_part, where=where(conds), plus=""), params, binds)]
+    table, tconds, tparams, tbinds = fast
+    month = utc_to_local_date(as_of, tz).replace(day=1)
+    tparams.update(as_of=params["as_of"], cut_month=month if conn.dialect.name == "postgresql" else month.isoformat())
+    tconds += ["a.month < :cut_month", "a.orders > 0", NOT_DELETED_USER.format("a")]
+    params["cut"] = bind_ts(conn, local_midnight_utc(month, tz))
+    conds.append("l.created_at >= :cut")
+    month_part = dict(a="a", d_last=days.format("MAX(a.last_order_at)"), d_first=days.format("MIN(a.first_order_at)"),
+                      n="SUM(a.orders)", r="revenue", table=table)
+    # `+`: SQLite reads the month's range of lines, not every user's lines in user order.
+    return [(select.format(**month_part, where=where(tconds), plus=""), tparams, tbinds),
+            (select.format(**line_part, where=where(conds), plus=no_index(conn)), params, binds)]
+
+
 def user_rfm(conn, as_of=None, filters: Filters = Filters(), scope: Scope = MANAGER,
              window: Window | None = None, tz: str = DEFAULT_TZ) -> pd.DataFrame:
     """Columns: user_id, recency_days (float days since the last completed order), frequency
     (completed orders), monetary (revenue), tenure_days (days since the first one) — users (not
     deleted) with completed orders created before as_of (and in `window` if given)."""
     as_of = resolve(conn, as_of, tz)
-    lines = project_table(conn, "pulse_order_lines")
-    conds, params, binds = line_conditions(filters, scope, alias="l")
-    conds += ["l.status = 'COMPLETED'", "l.created_at < :as_of"]
-    params["as_of"] = bind_ts(conn, as_of)
-    if window is not None:
-        conds.append("l.created_at >= :w_start")
-        params["w_start"] = bind_ts(conn, window.start)
-    days = days_before_sql(conn, ":as_of")
-    # Deleted users are dropped after aggregating (a few thousand rows, not every line).
-    # Floats and text in SQL: psycopg2 would otherwise build a Decimal / UUID object per value.
-    sql = (f"SELECT CAST(r.user_id AS VARCHAR(36)), CAST({days.format('r.last_order')} AS FLOAT) AS recency_days, r.frequency, "
-           f"CAST(r.monetary AS FLOAT), CAST({days.format('r.first_order')} AS FLOAT) AS tenure_days FROM (SELECT l.user_id, MAX(l.created_at) AS last_order, "
-           f"MIN(l.created_at) AS first_order, COUNT(DISTINCT l.order_id) AS frequency, SUM(l.revenue) AS monetary "
-           f"FROM {lines} l WHERE {where(conds)} GROUP BY l.user_id) r "
-           f"WHERE r.user_id NOT IN (SELECT id FROM users WHERE deleted_at IS NOT NULL)")
-    df = read_df(conn, sql, params, binds,
-                 columns=["user_id", "recency_days", "frequency", "monetary", "tenure_days"])
-    return df.astype({"recency_days": float, "frequency": int, "monetary": float, "tenure_days": float})[
-        ["user_id", "recency_days", "frequency", "monetary", "tenure_days"]]
+    parts = [read_df(conn, sql, params, binds, columns=RFM_COLUMNS)
+             for sql, params, binds in _rfm_parts(conn, as_of, filters, scope, window, tz)]
+    df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    if len(parts) > 1:
+        df = df.groupby("user_id", as_index=False, sort=False).agg(
+            recency_days=("recency_days", "min"), frequency=("frequency", "sum"), monetary=("monetary", "sum"),
+            tenure_days=("tenure_days", "max"))
+    return df.astype({"recency_days": float, "frequency": int, "monetary": float, "tenure_days": float})[RFM_COLUMNS]

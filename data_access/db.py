@@ -36,7 +36,9 @@ def make_engine(url: str, statement_timeout_ms: int | None = None) -> sa.Engine:
             cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
         return engine
-    options = "-c timezone=UTC -c jit=off"  # JIT compiles ~1 s per misestimated dashboard query
+    # JIT compiles ~1 s per misestimated dashboard query; 4 MB work_mem spills per-user
+    # aggregates (RFM, cohorts) to disk at scale 1.
+    options = "-c timezone=UTC -c jit=off -c work_mem=32MB"
     if statement_timeout_ms:
         options += f" -c statement_timeout={int(statement_timeout_ms)}"
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from data_access.dialect import bind_ts, local_date_sql, to_utc_naive
 from data_access.filters import MANAGER, Filters, Scope, Window, resolve_as_of
+from data_access.group_facts import facts_cte
 from data_access.scope import line_conditions, where
 
 DEFAULT_TZ = "Africa/Addis_Ababa"
@@ -92,13 +93,15 @@ def next_period(start: dt.date, freq: str) -> dt.date:
 
 def read_df(conn, sql: str, params: dict | None = None, binds: list | None = None,
             columns: list[str] | None = None) -> pd.DataFrame:
-    """frames.read_df, but rows become plain tuples first: pandas probing each SQLAlchemy Row
-    for namedtuple fields costs ~8 us a row (a quarter second for the 30k users of RFM)."""
+    """frames.read_df, but rows are the driver's plain tuples: building and unpacking a
+    SQLAlchemy Row per row costs ~4 us (a tenth of a second for the 30k users of RFM); text()
+    columns carry no type processing to lose."""
     stmt = sa.text(sql)
     if binds:
         stmt = stmt.bindparams(*binds)
     result = conn.execute(stmt, params or {})
-    rows = [tuple(r) for r in result.fetchall()]
+    rows = result.cursor.fetchall() if result.returns_rows else []
+    result.close()
     df = pd.DataFrame.from_records(rows, columns=columns or list(result.keys()), nrows=len(rows))
     for c in df.columns:  # Decimal -> float, uuid -> str, as frames.read_df does
         sample = df[c].dropna() if df[c].dtype == object else ()
@@ -149,25 +152,19 @@ def max_expiration(conn) -> dt.timedelta:
     return dt.timedelta(hours=int(hours or 0))
 
 
-PAID = "o.payment_method IS NOT NULL AND o.payment_method <> 'CASH_ON_DELIVERY' AND {status} <> 'FAILED'"
-
-
 def states_cte(conn, lo: dt.datetime, hi: dt.datetime, as_of: dt.datetime, filters: Filters, scope: Scope,
-               members: bool = False, dims: bool = False, orders: Window | None = None) -> tuple[str, dict, list]:
+               members: bool = False, dims: bool = False) -> tuple[str, dict, list]:
     """`WITH ... gs`: groups created in [lo, hi) within filters/scope with their state at as_of.
 
     gs columns: id, deal_id, product_id, vendor_id, category_id (NULL unless dims or filtered),
-    created_at, goal, deadline, members_by_deadline, [members,] status; with `orders` (the KPI
-    window) also converted (1 when a group created in it has a completed order before as_of) and
-    paid_total / paid_orders (its paid orders, when its deadline is in it; DESIGN.md §6).
-    PostgreSQL aggregates membership (and order) rows with hash joins; SQLite probes the
-    group_id / groups_carts_id indexes per group inside a MATERIALIZED CTE (so once per group).
+    created_at, goal, deadline, members_by_deadline, [members,] status. KPIs over many groups
+    read group_facts.facts_cte instead; this one counts members (live board, group lists).
+    PostgreSQL aggregates membership rows with hash joins; SQLite probes the group_id index per
+    group inside a MATERIALIZED CTE (so once per group).
     """
     conds, params, binds = line_conditions(filters, scope, alias="d")
     params.update(gs_lo=bind_ts(conn, lo), gs_hi=bind_ts(conn, hi), as_of=bind_ts(conn, as_of),
                   gs_floor=bind_ts(conn, lo - SLACK))
-    if orders is not None:
-        params.update(o_start=bind_ts(conn, orders.start), o_end=bind_ts(conn, orders.end))
     deals = DEALS if (conds or dims) else BARE_DEALS
     gx = f"""WITH gx AS (
   SELECT g.id, g.group_deals_id AS deal_id, d.product_id, d.vendor_id, d.category_id, g.created_at, d.goal,
@@ -179,19 +176,10 @@ def states_cte(conn, lo: dt.datetime, hi: dt.datetime, as_of: dt.datetime, filte
               "WHEN deadline <= :as_of THEN 'EXPIRED' ELSE 'ACTIVE' END AS status FROM gm")
     live = "gc.deleted_at IS NULL AND gc.created_at < :as_of AND gc.created_at >= :gs_floor"
     if conn.dialect.name == "postgresql":
-        extra, join = "", ""
-        if members:
-            extra += "COUNT(DISTINCT gc.user_id) AS members, "
-        if orders is not None:
-            paid = PAID.format(status="o.status")
-            extra += (f"MAX(CASE WHEN o.status = 'COMPLETED' AND gx.created_at >= :o_start THEN 1 ELSE 0 END) "
-                      f"AS converted, SUM(CASE WHEN {paid} THEN o.total_amount END) AS paid_total, "
-                      f"COUNT(CASE WHEN {paid} THEN o.id END) AS paid_orders, ")
-            join = ("LEFT JOIN orders o ON o.groups_carts_id = gc.id AND o.deleted_at IS NULL "
-                    "AND o.created_at >= :gs_floor AND o.created_at < :as_of")
+        extra = "COUNT(DISTINCT gc.user_id) AS members, " if members else ""
         cols = "gx.id, gx.deal_id, gx.product_id, gx.vendor_id, gx.category_id, gx.created_at, gx.goal, gx.deadline"
         gm = (f"SELECT {cols}, {extra}COUNT(DISTINCT CASE WHEN gc.created_at <= gx.deadline THEN gc.user_id END) "
-              f"AS members_by_deadline FROM gx LEFT JOIN groups_carts gc ON gc.group_id = gx.id AND {live} {join} "
+              f"AS members_by_deadline FROM gx LEFT JOIN groups_carts gc ON gc.group_id = gx.id AND {live} "
               f"GROUP BY {cols}")
         return f"{gx}, gm AS ({gm}), gs AS ({status})", params, binds
     probe = ("(SELECT COUNT(*) FROM (SELECT gc.user_id FROM groups_carts gc WHERE gc.group_id = gx.id "
@@ -199,21 +187,7 @@ def states_cte(conn, lo: dt.datetime, hi: dt.datetime, as_of: dt.datetime, filte
     extra = f"{probe.format(extra='', alias='m1')} AS members, " if members else ""
     gm = (f"SELECT gx.*, {extra}{probe.format(extra='AND gc.created_at <= gx.deadline', alias='m2')} "
           f"AS members_by_deadline FROM gx")
-    if orders is None:
-        return f"{gx}, gm AS MATERIALIZED ({gm}), gs AS ({status})", params, binds
-    # Paid orders only of groups that expired with the deadline in the window (few): `+column`
-    # keeps SQLite probing orders by cart rather than scanning them by time. Conversion is
-    # answered per deal by the caller (sqlite_conversion), not per group.
-    paid = (f"FROM orders o WHERE o.groups_carts_id IN (SELECT gc.id FROM groups_carts gc WHERE "
-            f"gc.group_id = gm.id AND {live}) AND o.deleted_at IS NULL AND +o.created_at >= :gs_floor "
-            f"AND +o.created_at < :as_of AND {PAID.format(status='+o.status')}")
-    due = ("members_by_deadline < goal AND deadline <= :as_of AND deadline >= :o_start "
-           "AND deadline < :o_end")
-    gs = (f"SELECT gm.*, CASE WHEN members_by_deadline >= goal THEN 'COMPLETED' WHEN deadline <= :as_of "
-          f"THEN 'EXPIRED' ELSE 'ACTIVE' END AS status, NULL AS converted, "
-          f"CASE WHEN {due} THEN (SELECT SUM(o.total_amount) {paid}) END AS paid_total, "
-          f"CASE WHEN {due} THEN (SELECT COUNT(*) {paid}) END AS paid_orders FROM gm")
-    return f"{gx}, gm AS MATERIALIZED ({gm}), gs AS MATERIALIZED ({gs})", params, binds
+    return f"{gx}, gm AS MATERIALIZED ({gm}), gs AS ({status})", params, binds
 
 
 ID_COLUMNS = [("id", "group_id"), ("deal_id", "deal_id"), ("product_id", "product_id"), ("vendor_id", "vendor_id"),
@@ -239,7 +213,7 @@ def group_outcomes(conn, window: Window, as_of: dt.datetime, filters: Filters, s
                    freq: str | None, tz: str) -> pd.DataFrame:
     """Columns: key (local period start of creation, or 'all'), completed, expired, active —
     groups created in the (clamped) window, by their status at as_of."""
-    cte, params, binds = states_cte(conn, window.start, window.end, as_of, filters, scope)
+    cte, params, binds = facts_cte(conn, window.start, window.end, as_of, filters, scope)
     key = bucket_sql(conn, local_date_sql(conn, "created_at", tz), freq)
     sql = (f"{cte} SELECT {key} AS key, SUM(CASE WHEN status = 'COMPLETED' THEN 1 ELSE 0 END) AS completed, "
            f"SUM(CASE WHEN status = 'EXPIRED' THEN 1 ELSE 0 END) AS expired, "
@@ -263,7 +237,7 @@ def group_status_counts(conn, as_of=None, nearing_hours: float = 2.0, filters: F
     as_of = resolve(conn, as_of, tz)
     win = clamp(window or Window.last(as_of, 30), as_of)
     lo = min(win.start, as_of - max_expiration(conn))
-    cte, params, binds = states_cte(conn, lo, as_of, as_of, filters, scope)
+    cte, params, binds = facts_cte(conn, lo, as_of, as_of, filters, scope)
     params.update(win.params(conn), near_end=bind_ts(conn, as_of + dt.timedelta(hours=nearing_hours)))
     in_win = "created_at >= :w_start AND created_at < :w_end"
     sql = (f"{cte} SELECT SUM(CASE WHEN status = 'ACTIVE' THEN 1 ELSE 0 END), "

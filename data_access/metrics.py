@@ -25,38 +25,13 @@ import pandas as pd
 from data_access.customers import participation, user_base
 from data_access.dialect import local_date_sql, project_table
 from data_access.filters import MANAGER, Filters, Scope, Window
+from data_access.group_facts import facts_cte
 from data_access.groups import (DEFAULT_TZ, as_dates, bucket_sql, check_freq, clamp, max_expiration, period_starts,
-                                read_df, resolve, states_cte, success_rate)
+                                read_df, resolve, success_rate)
 from data_access.scope import line_conditions, where
 
 KPI_KEYS = ["revenue", "completed_orders", "aov", "deal_conversion_rate", "group_success_rate",
             "avg_revenue_per_deal", "participation_rate", "refund_total", "refund_orders"]
-
-
-def sqlite_has_completed(group: str) -> str:
-    """SQLite EXISTS: the group (an id expression) has a completed order before as_of through a
-    live membership; `+column` keeps SQLite probing orders by cart, not scanning them by time."""
-    return (f"EXISTS (SELECT 1 FROM groups_carts gc WHERE gc.group_id = {group} AND gc.deleted_at IS NULL "
-            f"AND gc.created_at < :as_of AND gc.created_at >= :gs_floor AND EXISTS (SELECT 1 FROM orders o "
-            f"WHERE o.groups_carts_id = gc.id AND o.deleted_at IS NULL AND +o.status = 'COMPLETED' "
-            f"AND +o.created_at < :as_of))")
-
-
-def completed_groups_sql() -> str:
-    """Groups with a completed order (not deleted, before as_of) through a live membership:
-    one uncorrelated list, built once from the orders' (status, created_at) index."""
-    return ("SELECT gc.group_id FROM orders o JOIN groups_carts gc ON gc.id = o.groups_carts_id "
-            "WHERE o.status = 'COMPLETED' AND o.created_at >= :gs_floor AND o.created_at < :as_of "
-            "AND o.deleted_at IS NULL AND gc.deleted_at IS NULL AND gc.created_at >= :gs_floor "
-            "AND gc.created_at < :as_of")
-
-
-def sqlite_deal_converted() -> str:
-    """SQLite: 1 when deal dd.deal_id has a group created in [o_start, o_end) with a completed
-    order. Asked per deal through the group_deals_id index, it stops at the first such group."""
-    return (f"CASE WHEN EXISTS (SELECT 1 FROM groups g2 WHERE g2.group_deals_id = dd.deal_id "
-            f"AND g2.deleted_at IS NULL AND g2.created_at >= :o_start AND g2.created_at < :o_end "
-            f"AND {sqlite_has_completed('g2.id')}) THEN 1 ELSE 0 END")
 
 
 def _sales(conn, window: Window, filters: Filters, scope: Scope, freq: str | None) -> pd.DataFrame:
@@ -79,20 +54,14 @@ def _group_kpis(conn, window: Window, as_of, filters: Filters, scope: Scope, fre
     over the groups created in the window or up to one deal lifetime before it (refunds are
     keyed by the deadline's period, the rest by the creation's)."""
     lo = window.start - max_expiration(conn)
-    cte, params, binds = states_cte(conn, lo, window.end, as_of, filters, scope, orders=window)
+    cte, params, binds = facts_cte(conn, lo, window.end, as_of, filters, scope, orders=window)
     ckey = bucket_sql(conn, local_date_sql(conn, "created_at", tz), freq)
     dkey = bucket_sql(conn, local_date_sql(conn, "deadline", tz), freq)
-    converted = "converted"
-    if conn.dialect.name == "sqlite" and freq is not None:  # per group, so per period
-        converted = f"CASE WHEN created_at >= :o_start AND id IN ({completed_groups_sql()}) THEN 1 ELSE 0 END"
-    gk = (f", gk AS MATERIALIZED (SELECT id, deal_id, status, {converted} AS converted, paid_total, paid_orders, "
+    gk = (f", gk AS MATERIALIZED (SELECT id, deal_id, status, converted, paid_total, paid_orders, "
           f"CASE WHEN created_at >= :o_start THEN 1 ELSE 0 END AS in_win, CASE WHEN deadline >= :o_start "
           f"AND deadline < :o_end THEN 1 ELSE 0 END AS due, {ckey} AS ckey, {dkey} AS dkey FROM gs)")
     deals = ("SELECT ckey, COUNT(DISTINCT deal_id) AS deals, "
              "COUNT(DISTINCT CASE WHEN converted = 1 THEN deal_id END) AS converted FROM gk WHERE in_win = 1 GROUP BY ckey")
-    if conn.dialect.name == "sqlite" and freq is None:  # per deal: stops at its first converted group
-        deals = (f"SELECT 'all' AS ckey, COUNT(*) AS deals, SUM({sqlite_deal_converted()}) AS converted "
-                 f"FROM (SELECT DISTINCT deal_id FROM gk WHERE in_win = 1) dd")
     sql = (f"{cte}{gk} SELECT 'deals' AS kind, d.*, 0, 0, 0, 0 FROM ({deals}) d "
            f"UNION ALL SELECT 'groups', ckey, 0, 0, SUM(CASE WHEN status = 'COMPLETED' THEN 1 ELSE 0 END), "
            f"SUM(CASE WHEN status = 'EXPIRED' THEN 1 ELSE 0 END), 0, 0 FROM gk WHERE in_win = 1 GROUP BY ckey "

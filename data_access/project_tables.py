@@ -37,10 +37,10 @@ order_lines = sa.Table(
     # Covering index: window scans of completed sales never touch the table itself.
     sa.Index("ix_pol_status_created", "status", "created_at", "local_day", "order_id", "revenue"),
     sa.Index("ix_pol_vendor_created", "vendor_id", "created_at"),
-    sa.Index("ix_pol_user", "user_id"),
     # Per-user aggregates (RFM, top users) of completed sales, also per vendor, from the index alone.
     sa.Index("ix_pol_status_user", "status", "user_id", "created_at", "order_id", "revenue", "vendor_id"),
     sa.Index("ix_pol_day", "local_day"),
+    sa.Index("ix_pol_group", "group_id"),  # a group's orders (group facts)
     schema=S,
 )
 
@@ -78,4 +78,51 @@ quarantine = sa.Table(
     schema=S,
 )
 
-PROJECT_TABLES = [order_lines, daily_sales, meta, quarantine]
+# One row per group that is not soft-deleted: the times that decide its status, conversion and
+# refunds at any as_of (DESIGN.md §4), so KPIs read one row per group instead of probing every
+# member and order row. Exact for any as_of: a group is COMPLETED at as_of when
+# reached_at <= deadline and reached_at < as_of; converted when converted_at < as_of; its paid
+# orders are all counted when paid_last_at < as_of (otherwise the query counts them itself).
+group_facts = sa.Table(
+    "pulse_group_facts", metadata,
+    sa.Column("group_id", UUID, primary_key=True),
+    sa.Column("deal_id", UUID, nullable=False),
+    sa.Column("product_id", UUID, nullable=False),
+    sa.Column("vendor_id", UUID, nullable=False),
+    sa.Column("category_id", UUID, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("deadline", TS, nullable=False),
+    sa.Column("goal", sa.Integer, nullable=False),
+    sa.Column("reached_at", TS),  # first join of the goal-th distinct live member
+    sa.Column("converted_at", TS),  # earliest completed order (and its membership) of the group
+    sa.Column("paid_total", MONEY, nullable=False),  # paid orders: not COD, not FAILED (DESIGN.md §6)
+    sa.Column("paid_orders", sa.Integer, nullable=False),
+    sa.Column("paid_last_at", TS),
+    sa.Index("ix_pgf_created", "created_at"),
+    sa.Index("ix_pgf_vendor_created", "vendor_id", "created_at"),
+    sa.Index("ix_pgf_deadline", "deadline"),
+    schema=S,
+)
+
+
+def _user_month_columns() -> list:
+    """Per user and local month: first group join and completed sales (cohorts, RFM)."""
+    return [sa.Column("month", sa.Date, primary_key=True),  # local month start
+            sa.Column("cohort", sa.Date, nullable=False),  # local month of the user's signup
+            sa.Column("signup_at", TS, nullable=False),
+            sa.Column("first_join_at", TS),  # first live membership of a live group that month
+            sa.Column("orders", sa.Integer, nullable=False),  # completed orders created that month
+            sa.Column("revenue", MONEY, nullable=False),
+            sa.Column("first_order_at", TS),
+            sa.Column("last_order_at", TS)]
+
+
+# All vendors together (an order with several vendors' items counts once) ...
+user_months = sa.Table("pulse_user_months", metadata, sa.Column("user_id", UUID, primary_key=True),
+                       *_user_month_columns(), schema=S, sqlite_with_rowid=False)
+# ... and per vendor (primary key order: a vendor's rows are contiguous, by user).
+user_vendor_months = sa.Table("pulse_user_vendor_months", metadata, sa.Column("vendor_id", UUID, primary_key=True),
+                              sa.Column("user_id", UUID, primary_key=True), *_user_month_columns(), schema=S,
+                              sqlite_with_rowid=False)
+
+PROJECT_TABLES = [order_lines, daily_sales, meta, quarantine, group_facts, user_months, user_vendor_months]

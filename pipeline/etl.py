@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -17,8 +18,13 @@ import sqlalchemy as sa
 from data_access.db import month_starts
 from data_access.dialect import bind_ts, local_date_sql, project_table, to_utc_naive
 from data_access.meta import bump_data_version, get_meta, set_meta
+from data_access.project_tables import order_lines
+from pipeline.etl_derived import analyze, collect_touched, refresh_group_facts, refresh_user_months
 
 WATERMARK_KEY = "etl_watermark"
+PER_ENTITY_KEY, PER_ENTITY_VERSION = "per_entity_tables", "1"  # bump when etl_derived's tables change
+DERIVED = ("pulse_order_lines", "pulse_daily_sales", "pulse_quarantine", "pulse_group_facts", "pulse_user_months",
+           "pulse_user_vendor_months")
 EPOCH = dt.datetime(1970, 1, 1)
 
 
@@ -45,7 +51,7 @@ def _parse_ts(value) -> dt.datetime | None:
 
 def _source_max(conn) -> dt.datetime | None:
     values = [conn.execute(sa.text(f"SELECT MAX(updated_at) FROM {t}")).scalar()
-              for t in ("orders", "groups_carts", "carts", "personal_cart_items")]
+              for t in ("orders", "groups_carts", "groups", "carts", "personal_cart_items")]
     values = [_parse_ts(v) for v in values if v is not None]
     return max(values) if values else None
 
@@ -136,15 +142,22 @@ LINE_COLUMNS = ("order_id, line_no, created_at, local_day, updated_at, status, d
                 "order_total")
 
 
-def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, int, int]:
+def _id_type(conn) -> str:
+    return "UUID" if conn.dialect.name == "postgresql" else "VARCHAR(36)"
+
+
+def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, int, int, int]:
+    """(changed orders, their lines, quarantined, touched groups and users) of one batch."""
     lines, rollup, quarantine = (project_table(conn, t) for t in
                                  ("pulse_order_lines", "pulse_daily_sales", "pulse_quarantine"))
-    id_type = "UUID" if conn.dialect.name == "postgresql" else "VARCHAR(36)"
-    _temp(conn, "etl_changed", "order_id", id_type)
-    _temp(conn, "etl_bad", "order_id", id_type)
-    _temp(conn, "etl_days", "day", "DATE")
-    conn.execute(sa.text(CHANGED_SQL), {"lo": bind_ts(conn, lo), "hi": bind_ts(conn, hi)})
+    for name, column, coltype in (("etl_changed", "order_id", _id_type(conn)), ("etl_bad", "order_id", _id_type(conn)),
+                                  ("etl_days", "day", "DATE"), ("etl_groups", "group_id", _id_type(conn)),
+                                  ("etl_users", "user_id", _id_type(conn))):
+        _temp(conn, name, column, coltype)
+    lo_hi = {"lo": bind_ts(conn, lo), "hi": bind_ts(conn, hi)}
+    conn.execute(sa.text(CHANGED_SQL), lo_hi)
     n_orders = conn.execute(sa.text("SELECT COUNT(*) FROM etl_changed")).scalar_one()
+    collect_touched(conn, lo_hi, before_lines=True)
     in_changed = "IN (SELECT order_id FROM etl_changed)"
     conn.execute(sa.text(f"INSERT INTO etl_days (day) SELECT DISTINCT local_day FROM {lines} "
                          f"WHERE order_id {in_changed}"))
@@ -158,8 +171,12 @@ def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, in
                          f"WHERE order_id {in_changed} AND local_day NOT IN (SELECT day FROM etl_days)"))
     conn.execute(sa.text(f"DELETE FROM {rollup} WHERE local_day IN (SELECT day FROM etl_days)"))
     _rollup(conn, "local_day IN (SELECT day FROM etl_days)")
+    collect_touched(conn, lo_hi, before_lines=False)
+    refresh_group_facts(conn, only_touched=True)
+    refresh_user_months(conn, only_touched=True, tz=tz)
     n_lines = conn.execute(sa.text(f"SELECT COUNT(*) FROM {lines} WHERE order_id {in_changed}")).scalar_one()
-    return n_orders, n_lines, n_bad
+    touched = conn.execute(sa.text("SELECT (SELECT COUNT(*) FROM etl_groups) + (SELECT COUNT(*) FROM etl_users)"))
+    return n_orders, n_lines, n_bad, touched.scalar_one()
 
 
 def _validate_and_insert(conn, selected: str, params: dict, tz: str) -> int:
@@ -191,11 +208,30 @@ def _rollup(conn, days_condition: str) -> None:
         f"GROUP BY local_day, product_id, deal_type, status, vendor_id, category_id"))
 
 
+def ensure_per_entity_tables(engine: sa.Engine, tz: str) -> bool:
+    """Fill the per-group / per-user-month tables once when their definition is newer than the
+    data in them (a database built by an older version): batches only refresh what they touch."""
+    with engine.begin() as conn:
+        if get_meta(conn, PER_ENTITY_KEY) == PER_ENTITY_VERSION:
+            return False
+        for name, column in (("etl_groups", "group_id"), ("etl_users", "user_id")):
+            _temp(conn, name, column, _id_type(conn))
+        for index in order_lines.indexes:  # ix_pol_group came with these tables
+            index.create(conn, checkfirst=True)
+        refresh_group_facts(conn, only_touched=False)
+        refresh_user_months(conn, only_touched=False, tz=tz)
+        analyze(conn)
+        set_meta(conn, PER_ENTITY_KEY, PER_ENTITY_VERSION)
+        bump_data_version(conn)
+    return True
+
+
 def run_once(engine: sa.Engine, tz: str, overlap_seconds: float = 300, batch_rows: int = 50_000,
              progress=lambda done, total: None) -> EtlResult:
     """Process everything changed since the watermark, batch by batch (each batch commits)."""
     result = EtlResult()
     started = time.perf_counter()
+    ensure_per_entity_tables(engine, tz)
     with engine.connect() as conn:
         wm = _parse_ts(get_meta(conn, WATERMARK_KEY))
         source_max = _source_max(conn)
@@ -208,9 +244,9 @@ def run_once(engine: sa.Engine, tz: str, overlap_seconds: float = 300, batch_row
         with engine.begin() as conn:
             hi = _batch_upper(conn, wm or EPOCH, batch_rows, source_max)
             lo = (wm - overlap) if wm is not None else EPOCH
-            n_orders, n_lines, n_bad = _run_batch(conn, lo, hi, tz)
+            n_orders, n_lines, n_bad, touched = _run_batch(conn, lo, hi, tz)
             set_meta(conn, WATERMARK_KEY, hi.isoformat())
-            if n_orders:
+            if n_orders or touched:
                 bump_data_version(conn)
         wm = hi
         result.batches += 1
@@ -222,6 +258,17 @@ def run_once(engine: sa.Engine, tz: str, overlap_seconds: float = 300, batch_row
     return result
 
 
+@contextmanager
+def _lines_indexed_afterwards(conn):
+    """Fill the order lines without their secondary indexes, then sort each index once: ~30%
+    faster than updating six B-trees per row. In the rebuild's transaction (readers wait)."""
+    for index in order_lines.indexes:
+        index.drop(conn, checkfirst=True)
+    yield
+    for index in order_lines.indexes:
+        index.create(conn)
+
+
 def rebuild(engine: sa.Engine, tz: str, progress=lambda done, total: None) -> EtlResult:
     """Forget everything derived and replay the whole history (the reference for idempotence).
 
@@ -231,24 +278,30 @@ def rebuild(engine: sa.Engine, tz: str, progress=lambda done, total: None) -> Et
     result = EtlResult()
     started = time.perf_counter()
     with engine.begin() as conn:
-        for t in ("pulse_order_lines", "pulse_daily_sales", "pulse_quarantine"):
-            conn.execute(sa.text(f"DELETE FROM {project_table(conn, t)}"))
+        for t in DERIVED:  # TRUNCATE is transactional on PostgreSQL; SQLite truncates a bare DELETE
+            verb = "TRUNCATE" if conn.dialect.name == "postgresql" else "DELETE FROM"
+            conn.execute(sa.text(f"{verb} {project_table(conn, t)}"))
         set_meta(conn, WATERMARK_KEY, None)
         source_max = _source_max(conn)
         first, last = conn.execute(sa.text("SELECT MIN(created_at), MAX(created_at) FROM orders")).one()
         if source_max is not None and first is not None:
-            _temp(conn, "etl_bad", "order_id", "UUID" if conn.dialect.name == "postgresql" else "VARCHAR(36)")
+            _temp(conn, "etl_bad", "order_id", _id_type(conn))
             total = conn.execute(sa.text("SELECT COUNT(*) FROM orders")).scalar_one()
             months = month_starts(_parse_ts(first), _parse_ts(last))
-            for i, month in enumerate(months):
-                nxt = months[i + 1] if i + 1 < len(months) else None
-                lo = dt.datetime.combine(month, dt.time()) if i else EPOCH
-                hi = dt.datetime.combine(nxt, dt.time()) if nxt else dt.datetime(9999, 1, 1)
-                result.quarantined += _validate_and_insert(
-                    conn, "o.created_at >= :c_lo AND o.created_at < :c_hi",
-                    {"c_lo": bind_ts(conn, lo), "c_hi": bind_ts(conn, hi)}, tz)
-                progress(int(total * (i + 1) / len(months) * 0.9), total)
+            with _lines_indexed_afterwards(conn):
+                for i, month in enumerate(months):
+                    nxt = months[i + 1] if i + 1 < len(months) else None
+                    lo = dt.datetime.combine(month, dt.time()) if i else EPOCH
+                    hi = dt.datetime.combine(nxt, dt.time()) if nxt else dt.datetime(9999, 1, 1)
+                    result.quarantined += _validate_and_insert(
+                        conn, "o.created_at >= :c_lo AND o.created_at < :c_hi",
+                        {"c_lo": bind_ts(conn, lo), "c_hi": bind_ts(conn, hi)}, tz)
+                    progress(int(total * (i + 1) / len(months) * 0.9), total)
             _rollup(conn, "1 = 1")
+            refresh_group_facts(conn, only_touched=False)
+            refresh_user_months(conn, only_touched=False, tz=tz)
+            analyze(conn)
+            set_meta(conn, PER_ENTITY_KEY, PER_ENTITY_VERSION)
             set_meta(conn, WATERMARK_KEY, source_max.isoformat())
             result.orders = total
             result.lines = conn.execute(sa.text(

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 
 from data_access.dialect import project_table
 from data_access.meta import get_meta, set_meta
-from data_access.schema import orders
+from data_access.schema import groups_carts, orders
+from data_access.operations import naive_utc
 from pipeline import etl
 from tests.conftest import END, TZ
 from tests.test_pipeline_groups import frame, seeded_fresh
@@ -55,7 +56,29 @@ def inject_bad_rows(engine) -> None:
         del cart
 
 
-def derived(engine) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+PER_ENTITY = {"pulse_group_facts": ["group_id"], "pulse_user_months": ["user_id", "month"],
+              "pulse_user_vendor_months": ["vendor_id", "user_id", "month"]}
+TS_COLUMNS = ["created_at", "deadline", "reached_at", "converted_at", "paid_last_at", "signup_at", "first_join_at",
+              "first_order_at", "last_order_at"]
+
+
+def per_entity(engine) -> list[pd.DataFrame]:
+    """The ETL's per-group and per-user-month tables, comparable across runs and backends."""
+    out = []
+    for table, keys in PER_ENTITY.items():
+        df = frame(engine, f"SELECT * FROM {project_table(engine, table)}")
+        df = naive_utc(df, *[c for c in TS_COLUMNS if c in df])
+        for c in ("paid_total", "revenue"):
+            if c in df:
+                df[c] = df[c].astype(float).round(6)
+        for c in ("month", "cohort"):
+            if c in df:
+                df[c] = df[c].astype(str)
+        out.append(df.sort_values(keys, ignore_index=True))
+    return out
+
+
+def derived(engine) -> tuple[pd.DataFrame, ...]:
     lines = frame(engine, f"SELECT * FROM {project_table(engine, 'pulse_order_lines')}", "created_at", "updated_at")
     daily = frame(engine, f"SELECT * FROM {project_table(engine, 'pulse_daily_sales')}")
     quar = frame(engine, f"SELECT source_table, source_id, reason FROM {project_table(engine, 'pulse_quarantine')}")
@@ -66,7 +89,7 @@ def derived(engine) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         df["local_day"] = df["local_day"].astype(str)
     return (lines.sort_values(["order_id", "line_no"], ignore_index=True),
             daily.sort_values(["local_day", "product_id", "deal_type", "status"], ignore_index=True),
-            quar.sort_values(["source_id"], ignore_index=True))
+            quar.sort_values(["source_id"], ignore_index=True), *per_entity(engine))
 
 
 def watermark(engine):
@@ -93,7 +116,7 @@ def test_killed_backfill_resumes_to_exactly_a_full_rebuild(fresh_db, backend):
     for engine in (victim, reference):
         inject_bad_rows(engine)
     with victim.begin() as conn:  # forget everything derived: a backfill from scratch
-        for t in ("pulse_order_lines", "pulse_daily_sales", "pulse_quarantine"):
+        for t in etl.DERIVED:
             conn.execute(sa.text(f"DELETE FROM {project_table(conn, t)}"))
         set_meta(conn, etl.WATERMARK_KEY, None)
         source_max = conn.execute(sa.text("SELECT MAX(updated_at) FROM orders")).scalar()
@@ -119,6 +142,35 @@ def test_killed_backfill_resumes_to_exactly_a_full_rebuild(fresh_db, backend):
         set_meta(conn, etl.WATERMARK_KEY, (wm - dt.timedelta(days=30)).isoformat())
     assert etl.run_once(victim, TZ, batch_rows=200).orders > 100
     for a, b in zip(derived(victim), expected):
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_membership_and_group_changes_alone_reach_the_per_entity_tables(fresh_db, backend):
+    """Changes with no order behind them — a member leaves, a member joins without paying yet,
+    a group is soft-deleted — must reach group facts and user months like a rebuild would."""
+    engine = seeded_fresh(fresh_db, backend, 5)
+    before = per_entity(engine)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    with engine.begin() as conn:
+        left, group, user = conn.execute(sa.text(
+            "SELECT gc.id, gc.group_id, gc.user_id FROM groups_carts gc WHERE gc.deleted_at IS NULL "
+            "ORDER BY gc.created_at DESC, gc.id LIMIT 1")).one()
+        conn.execute(sa.text("UPDATE groups_carts SET deleted_at = :t, updated_at = :t WHERE id = :id"),
+                     {"t": now, "id": left})
+        other = conn.execute(sa.text("SELECT id FROM users WHERE id <> :u AND deleted_at IS NULL ORDER BY id LIMIT 1"),
+                             {"u": user}).scalar()
+        conn.execute(sa.insert(groups_carts), [dict(id=str(uuid.uuid4()), group_id=str(group), user_id=str(other),
+                                                    quantity=1, status="PENDING", created_at=END - dt.timedelta(hours=1),
+                                                    updated_at=now)])
+        gone = conn.execute(sa.text("SELECT id FROM groups WHERE deleted_at IS NULL AND id <> :g "
+                                    "ORDER BY created_at DESC, id LIMIT 1"), {"g": group}).scalar()
+        conn.execute(sa.text("UPDATE groups SET deleted_at = :t, updated_at = :t WHERE id = :id"), {"t": now, "id": gone})
+    etl.run_once(engine, TZ)
+    got = per_entity(engine)
+    assert not all(a.equals(b) for a, b in zip(got, before)), "the changes did not reach the tables"
+    assert str(gone) not in set(got[0]["group_id"])
+    etl.rebuild(engine, TZ)
+    for a, b in zip(got, per_entity(engine)):
         pd.testing.assert_frame_equal(a, b)
 
 

@@ -1,0 +1,156 @@
+"""Per-group and per-user-month tables the ETL keeps beside the order lines.
+
+KPIs, cohorts and RFM would otherwise re-derive every group's members and every user's history
+on each request. Each ETL batch collects the groups and users its changes touch and recomputes
+their rows from the source tables (and the order lines just written), so the result after any
+sequence of batches equals a full rebuild. A rebuild computes everything in one statement each.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from data_access.dialect import local_date_sql, project_table
+from data_access.group_facts import PAID
+from data_access.groups import deadline_sql
+
+TOUCHED_GROUPS_SQL = """
+INSERT INTO etl_groups (group_id)
+SELECT id FROM groups WHERE updated_at > :lo AND updated_at <= :hi
+UNION SELECT group_id FROM groups_carts WHERE updated_at > :lo AND updated_at <= :hi
+UNION SELECT gc.group_id FROM orders o JOIN groups_carts gc ON gc.id = o.groups_carts_id
+      WHERE o.id IN (SELECT order_id FROM etl_changed)
+"""
+
+TOUCHED_USERS_SQL = """
+INSERT INTO etl_users (user_id)
+SELECT user_id FROM groups_carts WHERE updated_at > :lo AND updated_at <= :hi
+UNION SELECT user_id FROM groups_carts WHERE group_id IN (SELECT group_id FROM etl_groups)
+UNION SELECT user_id FROM {lines} WHERE order_id IN (SELECT order_id FROM etl_changed)
+EXCEPT SELECT user_id FROM etl_users
+"""
+
+
+def _month(conn, local_day: str) -> str:
+    """Month start of a local date expression."""
+    if conn.dialect.name == "postgresql":
+        return f"CAST(date_trunc('month', {local_day}) AS date)"
+    return f"substr({local_day}, 1, 8) || '01'"
+
+
+def analyze(conn) -> None:
+    """Fresh planner statistics after a full refresh (PostgreSQL would guess 200 rows a table)."""
+    if conn.dialect.name == "postgresql":
+        for table in ("pulse_order_lines", "pulse_daily_sales", "pulse_group_facts", "pulse_user_months",
+                      "pulse_user_vendor_months"):
+            conn.execute(sa.text(f"ANALYZE {project_table(conn, table)}"))
+
+
+def collect_touched(conn, lo_hi: dict, before_lines: bool) -> None:
+    """Fill etl_groups / etl_users from the batch's changes. Called before the changed orders'
+    old lines are deleted (their users count too) and again after the new lines exist."""
+    if before_lines:
+        conn.execute(sa.text(TOUCHED_GROUPS_SQL), lo_hi)
+    conn.execute(sa.text(TOUCHED_USERS_SQL.format(lines=project_table(conn, "pulse_order_lines"))), lo_hi)
+
+
+def _reached(conn, pick: str) -> None:
+    """etl_reached(group_id, joined): the first join of each group's goal-th distinct live member.
+    A keyed temp table, because SQLite would scan a window-function CTE once per group."""
+    ids, ts = ("UUID", "TIMESTAMPTZ") if conn.dialect.name == "postgresql" else ("VARCHAR(36)", "VARCHAR(32)")
+    keep = " ON COMMIT DELETE ROWS" if conn.dialect.name == "postgresql" else ""
+    conn.execute(sa.text(f"CREATE TEMP TABLE IF NOT EXISTS etl_reached (group_id {ids} PRIMARY KEY, "
+                         f"joined {ts}){keep}"))
+    conn.execute(sa.text("DELETE FROM etl_reached"))
+    conn.execute(sa.text(f"""
+INSERT INTO etl_reached (group_id, joined)
+WITH m AS (SELECT gc.group_id, gc.user_id, MIN(gc.created_at) AS joined FROM groups_carts gc
+           WHERE gc.group_id {pick} AND gc.deleted_at IS NULL GROUP BY gc.group_id, gc.user_id),
+r AS (SELECT m.group_id, m.joined, gd.max_group_member AS goal,
+             ROW_NUMBER() OVER (PARTITION BY m.group_id ORDER BY m.joined) AS rn
+      FROM m JOIN groups g ON g.id = m.group_id JOIN group_deals gd ON gd.id = g.group_deals_id)
+SELECT group_id, joined FROM r WHERE rn = goal"""))
+
+
+def refresh_group_facts(conn, only_touched: bool) -> None:
+    """Recompute pulse_group_facts for the groups in etl_groups (or all groups). Orders come
+    from the order lines (live orders of live memberships, invalid ones quarantined)."""
+    facts = project_table(conn, "pulse_group_facts")
+    pick = "IN (SELECT group_id FROM etl_groups)" if only_touched else "IS NOT NULL"
+    conn.execute(sa.text(f"DELETE FROM {facts} WHERE group_id {pick}"))
+    _reached(conn, pick)
+    paid = PAID.format(o="l")
+    lines = project_table(conn, "pulse_order_lines")
+    sql = f"""
+INSERT INTO {facts} (group_id, deal_id, product_id, vendor_id, category_id, created_at, deadline, goal,
+                     reached_at, converted_at, paid_total, paid_orders, paid_last_at)
+WITH od AS MATERIALIZED (
+  SELECT l.group_id, MIN(CASE WHEN l.status = 'COMPLETED' THEN l.created_at END) AS converted_at,
+         SUM(CASE WHEN {paid} THEN l.order_total ELSE 0 END) AS paid_total,
+         SUM(CASE WHEN {paid} THEN 1 ELSE 0 END) AS paid_orders,
+         MAX(CASE WHEN {paid} THEN l.created_at END) AS paid_last_at
+  FROM {lines} l WHERE l.group_id {pick} AND l.deal_type = 'group' GROUP BY l.group_id)
+SELECT g.id, gd.id, p.id, p.vendor_id, pn.category_id, g.created_at,
+       {deadline_sql(conn, 'g.created_at', 'gd.expiration_time')}, gd.max_group_member,
+       r.joined, od.converted_at, COALESCE(od.paid_total, 0), COALESCE(od.paid_orders, 0), od.paid_last_at
+FROM groups g JOIN group_deals gd ON gd.id = g.group_deals_id JOIN products p ON p.id = gd.product_id
+JOIN product_names pn ON pn.id = p.name_id
+LEFT JOIN etl_reached r ON r.group_id = g.id
+LEFT JOIN od ON od.group_id = g.id
+WHERE g.id {pick} AND g.deleted_at IS NULL
+"""
+    conn.execute(sa.text(sql))
+
+
+def _staging(conn) -> None:
+    """etl_uvm: one batch's per vendor x user x month activity, before it is split in two tables."""
+    ids, ts, money = (("UUID", "TIMESTAMPTZ", "NUMERIC") if conn.dialect.name == "postgresql"
+                      else ("VARCHAR(36)", "VARCHAR(32)", "NUMERIC"))
+    keep = " ON COMMIT DELETE ROWS" if conn.dialect.name == "postgresql" else ""
+    conn.execute(sa.text(f"CREATE TEMP TABLE IF NOT EXISTS etl_uvm (vendor_id {ids}, user_id {ids}, month DATE, "
+                         f"first_join_at {ts}, orders INTEGER, first_lines INTEGER, revenue {money}, "
+                         f"first_order_at {ts}, last_order_at {ts}){keep}"))
+    conn.execute(sa.text("DELETE FROM etl_uvm"))
+
+
+def refresh_user_months(conn, only_touched: bool, tz: str) -> None:
+    """Recompute pulse_user_vendor_months and pulse_user_months for etl_users (or everyone),
+    after the group facts (they say which groups are live and whose they are).
+
+    One pass over memberships and one over order lines, per vendor; the all-vendor rows are
+    sums of those, except the order count: an order's first line (line_no 0 or 1) belongs to
+    exactly one vendor, so counting first lines counts each order once.
+    """
+    lines, facts = project_table(conn, "pulse_order_lines"), project_table(conn, "pulse_group_facts")
+    pick = "IN (SELECT user_id FROM etl_users)" if only_touched else "IS NOT NULL"
+    join_month = _month(conn, local_date_sql(conn, "gc.created_at", tz))
+    line_month = _month(conn, "l.local_day")
+    _staging(conn)
+    conn.execute(sa.text(f"""
+INSERT INTO etl_uvm (vendor_id, user_id, month, first_join_at, orders, first_lines, revenue, first_order_at,
+                     last_order_at)
+SELECT vendor_id, user_id, month, MIN(first_join_at), SUM(orders), SUM(first_lines), SUM(revenue),
+       MIN(first_order_at), MAX(last_order_at)
+FROM (SELECT f.vendor_id, gc.user_id, {join_month} AS month, MIN(gc.created_at) AS first_join_at, 0 AS orders,
+             0 AS first_lines, 0 AS revenue, NULL AS first_order_at, NULL AS last_order_at
+      FROM groups_carts gc JOIN {facts} f ON f.group_id = gc.group_id
+      WHERE gc.user_id {pick} AND gc.deleted_at IS NULL GROUP BY f.vendor_id, gc.user_id, {join_month}
+      UNION ALL
+      SELECT l.vendor_id, l.user_id, {line_month}, NULL, COUNT(DISTINCT l.order_id),
+             SUM(CASE WHEN l.line_no <= 1 THEN 1 ELSE 0 END), SUM(l.revenue), MIN(l.created_at), MAX(l.created_at)
+      FROM {lines} l WHERE l.user_id {pick} AND l.status = 'COMPLETED'
+      GROUP BY l.vendor_id, l.user_id, {line_month}) x
+GROUP BY vendor_id, user_id, month"""))
+    cohort = _month(conn, local_date_sql(conn, "u.created_at", tz))
+    columns = "user_id, month, cohort, signup_at, first_join_at, orders, revenue, first_order_at, last_order_at"
+    for table, select in (
+            ("pulse_user_vendor_months",
+             f"SELECT x.vendor_id, x.user_id, x.month, {cohort}, u.created_at, x.first_join_at, x.orders, x.revenue, "
+             f"x.first_order_at, x.last_order_at FROM etl_uvm x JOIN users u ON u.id = x.user_id"),
+            ("pulse_user_months",
+             f"SELECT x.user_id, x.month, {cohort}, u.created_at, MIN(x.first_join_at), SUM(x.first_lines), "
+             f"SUM(x.revenue), MIN(x.first_order_at), MAX(x.last_order_at) FROM etl_uvm x "
+             f"JOIN users u ON u.id = x.user_id GROUP BY x.user_id, x.month, u.created_at")):
+        target = project_table(conn, table)
+        conn.execute(sa.text(f"DELETE FROM {target} WHERE user_id {pick}"))
+        vendor = "vendor_id, " if table == "pulse_user_vendor_months" else ""
+        conn.execute(sa.text(f"INSERT INTO {target} ({vendor}{columns}) {select}"))
