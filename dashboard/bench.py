@@ -136,8 +136,11 @@ def run(scale: float = 1.0, db: str = "sqlite", url: str | None = None, repeat: 
     results["forecast"] = _bench_forecast(app, client, base)
     bar.update(0.65, "forecast")
 
+    engine = make_engine(url, statement_timeout_ms=600_000)
+    results["queries"] = _bench_queries(engine, tz, repeat)
+    bar.update(0.75, "metrics queries")
+
     window = Window.days(end - dt.timedelta(days=29), end, tz)
-    engine = make_engine(url)
     for page, fn in naive.PAGES.items():
         with engine.connect() as conn:
             results["naive"][page] = _measure(lambda: fn(conn, window, tz), max(3, repeat // 4), 1)
@@ -162,6 +165,18 @@ def run(scale: float = 1.0, db: str = "sqlite", url: str | None = None, repeat: 
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(results, indent=2))
     return results
+
+
+def _bench_queries(engine, tz: str, repeat: int) -> dict:
+    """Each metrics query of issue #3 straight on data_access (no cache), as of the newest data."""
+    from dashboard.bench_queries import busiest_vendor, cases
+    from data_access.filters import resolve_as_of
+    out = {}
+    with engine.connect() as conn:
+        as_of = resolve_as_of(conn, "latest", tz, now=dt.datetime(2100, 1, 1))
+        for name, fn in cases(conn, as_of, 30, False, busiest_vendor(conn), tz):
+            out[name] = _measure(fn, max(3, repeat // 4), 1)
+    return out
 
 
 def _bench_forecast(app, client, base) -> dict:
@@ -205,6 +220,10 @@ def table(results: dict) -> str:
         lines.append(f"{'forecast update (1 new day)':<34}{f['update_one_day_ms'] or 0:>10.1f}")
     lines.append(f"{'ETL rebuild (orders/s)':<34}{results['etl_rows_per_s']:>10,}")
     lines.append(f"{'peak RSS (MB)':<34}{results['peak_rss_mb']:>10.1f}")
+    lines.append("")
+    lines.append(f"{'metrics query (no cache, 30 days)':<34}{'p50 ms':>10}{'p95 ms':>10}")
+    for name, v in results.get("queries", {}).items():
+        lines.append(f"{name:<34}{v['p50_ms']:>10.1f}{v['p95_ms']:>10.1f}")
     lines.append("")
     lines.append(f"{'page':<14}{'naive p50':>12}{'ours warm':>12}{'ratio':>8}{'ours uncached':>15}{'ratio':>8}")
     for page, v in results["pages"].items():

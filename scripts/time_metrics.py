@@ -18,55 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analytics.cohorts import cohort_retention  # noqa: E402
-from analytics.growth import category_growth  # noqa: E402
-from analytics.segments import segment_summary  # noqa: E402
-from data_access import breakdowns, customers, groups, metrics  # noqa: E402
+from dashboard.bench_queries import busiest_vendor, cases  # noqa: E402
 from data_access.db import make_engine  # noqa: E402
-from data_access.filters import Scope, Window, resolve_as_of  # noqa: E402
+from data_access.filters import resolve_as_of  # noqa: E402
 
 TZ = os.environ.get("TIMEZONE", "Africa/Addis_Ababa")
-
-
-def cases(conn, as_of: dt.datetime, days: int, long: bool, vendor: str) -> list[tuple[str, callable]]:
-    w = Window.last(as_of, days)
-    last = (as_of + dt.timedelta(hours=3)).date() - dt.timedelta(days=1)
-    wd = Window.days(last - dt.timedelta(days=days - 1), last, TZ)  # whole local days (rollup path)
-    live = as_of - dt.timedelta(hours=9)  # a time with groups still running
-    v = Scope(vendor)
-    out = [
-        ("kpi_summary", lambda: metrics.kpi_summary(conn, w, as_of)),
-        ("kpi_summary vendor", lambda: metrics.kpi_summary(conn, w, as_of, scope=v)),
-        ("kpi_series day", lambda: metrics.kpi_series(conn, w, as_of, "day")),
-        ("kpi_series week", lambda: metrics.kpi_series(conn, w, as_of, "week")),
-        ("group_status_counts", lambda: groups.group_status_counts(conn, live, 2.0)),
-        ("group_status_counts vendor", lambda: groups.group_status_counts(conn, live, 2.0, scope=v)),
-        ("groups_nearing_expiry", lambda: groups.groups_nearing_expiry(conn, live, 2.0)),
-        ("group_status_series day", lambda: groups.group_status_series(conn, w, as_of, "day")),
-        ("top_users", lambda: customers.top_users(conn, as_of)),
-        ("top_users vendor", lambda: customers.top_users(conn, as_of, scope=v)),
-        ("cohort_activity+retention", lambda: cohort_retention(customers.cohort_activity(conn, as_of), as_of, TZ)),
-        ("cohort_activity vendor", lambda: customers.cohort_activity(conn, as_of, scope=v)),
-        ("user_rfm+segments", lambda: segment_summary(customers.user_rfm(conn, as_of))),
-        ("user_rfm vendor", lambda: customers.user_rfm(conn, as_of, scope=v)),
-        ("vendor_category_revenue days", lambda: breakdowns.vendor_category_revenue(conn, wd)),
-        ("vendor_category_revenue times", lambda: breakdowns.vendor_category_revenue(conn, w)),
-        ("category_daily_revenue", lambda: breakdowns.category_daily_revenue(conn, wd)),
-        ("group_vs_individual category", lambda: breakdowns.group_vs_individual(conn, wd, "category")),
-        ("category_growth week", lambda: category_growth(*breakdowns.category_growth_inputs(conn, as_of, "week"))),
-        ("category_growth month", lambda: category_growth(*breakdowns.category_growth_inputs(conn, as_of, "month"))),
-    ]
-    if long:
-        y = Window.last(as_of, 365)
-        yd = Window.days(last - dt.timedelta(days=364), last, TZ)
-        out += [
-            ("kpi_summary 365d", lambda: metrics.kpi_summary(conn, y, as_of)),
-            ("kpi_series 365d month", lambda: metrics.kpi_series(conn, y, as_of, "month")),
-            ("group_status_series 365d week", lambda: groups.group_status_series(conn, y, as_of, "week")),
-            ("group_vs_individual 365d month", lambda: breakdowns.group_vs_individual(conn, yd, "month")),
-            ("vendor_category_revenue 365d", lambda: breakdowns.vendor_category_revenue(conn, yd)),
-        ]
-    return out
 
 
 def measure(fn, repeat: int) -> tuple[list[float], list[float]]:
@@ -102,13 +58,12 @@ def main(argv=None) -> int:
                 cur.execute("SET jit = off")
     with engine.connect() as conn:
         as_of = resolve_as_of(conn, args.as_of, TZ, now=dt.datetime(2100, 1, 1))
-        vendor = str(conn.exec_driver_sql("SELECT vendor_id FROM products p JOIN group_deals d ON d.product_id = p.id "
-                                          "GROUP BY vendor_id ORDER BY COUNT(*) DESC, vendor_id LIMIT 1").scalar())
+        vendor = busiest_vendor(conn)
         jit = conn.exec_driver_sql("SHOW jit").scalar() if engine.dialect.name == "postgresql" else "-"
         print(f"{engine.url.render_as_string()}  jit={jit}  as_of={as_of:%Y-%m-%d %H:%M} UTC  window={args.days} d  "
               f"median of {args.repeat} after 1 warm-up")
         print(f"{'function':34} {'median ms':>10} {'min':>8} {'max':>8} {'cpu ms':>8}")
-        for name, fn in cases(conn, as_of, args.days, args.long, vendor):
+        for name, fn in cases(conn, as_of, args.days, args.long, vendor, TZ):
             if args.only and args.only not in name:
                 continue
             wall, cpu = measure(fn, args.repeat)
