@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing
 import resource
 import statistics
 import subprocess
@@ -88,7 +89,6 @@ def run(scale: float = 1.0, db: str = "sqlite", url: str | None = None, repeat: 
     from data_access.dialect import utc_to_local_date
     from data_access.filters import Window, newest_order_time
     from data_access import naive
-    from pipeline import etl
 
     url = prepare_database(scale, db, url)
     settings = Settings(database_url=url, secret_key="bench", require_login=False, warm_cache=False,
@@ -157,14 +157,23 @@ def run(scale: float = 1.0, db: str = "sqlite", url: str | None = None, repeat: 
                                       "naive_ms": n, "ratio_warm": round(n / ours_warm, 1),
                                       "ratio_uncached": round(n / ours_cold, 1) if ours_cold else None}
 
-    rebuilt = etl.rebuild(engine, tz)
-    results["etl_rows_per_s"] = round(rebuilt.rows_per_second)
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    bar.update(0.9, "ETL rebuild")
+    with multiprocessing.get_context("spawn").Pool(1) as pool:  # its own process, as in production
+        results["etl_rows_per_s"] = round(pool.apply(_rebuild_rate, (url, tz)))
+    results["etl_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     bar.close()
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(results, indent=2))
     return results
+
+
+def _rebuild_rate(url: str, tz: str) -> float:
+    """Orders per second of a full ETL rebuild (run in a child process)."""
+    from data_access.db import make_engine
+    from pipeline import etl
+    return etl.rebuild(make_engine(url), tz).rows_per_second
 
 
 def _bench_queries(engine, tz: str, repeat: int) -> dict:
@@ -219,7 +228,8 @@ def table(results: dict) -> str:
         lines.append(f"{'forecast served from cache':<34}{f['cached_ms']:>10.1f}{f['cached_p95_ms']:>10.1f}")
         lines.append(f"{'forecast update (1 new day)':<34}{f['update_one_day_ms'] or 0:>10.1f}")
     lines.append(f"{'ETL rebuild (orders/s)':<34}{results['etl_rows_per_s']:>10,}")
-    lines.append(f"{'peak RSS (MB)':<34}{results['peak_rss_mb']:>10.1f}")
+    lines.append(f"{'peak RSS of the app (MB)':<34}{results['peak_rss_mb']:>10.1f}")
+    lines.append(f"{'peak RSS of ETL/seed children (MB)':<34}{results.get('etl_peak_rss_mb', 0):>10.1f}")
     lines.append("")
     lines.append(f"{'metrics query (no cache, 30 days)':<34}{'p50 ms':>10}{'p95 ms':>10}")
     for name, v in results.get("queries", {}).items():

