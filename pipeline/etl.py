@@ -183,7 +183,8 @@ def _validate_and_insert(conn, selected: str, params: dict, tz: str) -> int:
     lines, quarantine = project_table(conn, "pulse_order_lines"), project_table(conn, "pulse_quarantine")
     now = bind_ts(conn, dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
     conn.execute(sa.text("DELETE FROM etl_bad"))
-    bad = [(str(r[0]), r[1]) for r in conn.execute(sa.text(QUARANTINE_SQL.format(selected=selected)),
+    only_bad = f"SELECT id, reason FROM ({QUARANTINE_SQL.format(selected=selected)}) q WHERE reason IS NOT NULL"
+    bad = [(str(r[0]), r[1]) for r in conn.execute(sa.text(only_bad),
                                                     {**params, "future": now}) if r[1]]
     if bad:
         detected = bind_ts(conn, dt.datetime.now(dt.timezone.utc))
