@@ -164,11 +164,14 @@ def cmd_bench(settings, args):
 def cmd_run(settings, args):
     from dashboard.app import create_app
     app = create_app(settings)
-    if settings.is_demo and settings.require_login:
-        from dashboard.auth import ensure_demo_accounts
+    if settings.is_demo:
         from data_access.db import init_db
+        from pipeline import etl
         svc = app.server.extensions["pulse"]
         init_db(svc.engine)
+        etl.ensure_per_entity_tables(svc.engine, settings.timezone)  # a demo file from an older version
+    if settings.is_demo and settings.require_login:
+        from dashboard.auth import ensure_demo_accounts
         for username, password, role in ensure_demo_accounts(svc.engine):
             print(f"demo {role} account: {username} / {password}  (shown once; change with "
                   f"`python -m dashboard users set-password {username}`)", flush=True)

@@ -9,7 +9,7 @@ as_of, so the two never disagree. Rates are fractions in [0, 1]; a zero denomina
 - deal_conversion_rate (KPI 1): deals with a group created in the window that got a completed
   order from such a group (before as_of) / deals with a group created in the window;
 - group_success_rate: completed / (completed + expired) of groups created in the window, by
-  their derived status at as_of (groups.py);
+  their derived status at as_of (group_facts.py, from the ETL's per-group table);
 - participation_rate (KPI 3): distinct users who joined a group in the window / users not
   deleted who signed up before as_of (with filters or a vendor scope: users who joined matching
   groups / all users);
