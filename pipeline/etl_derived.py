@@ -80,9 +80,6 @@ def refresh_group_facts(conn, only_touched: bool) -> None:
     _reached(conn, pick)
     paid = PAID.format(o="l")
     lines = project_table(conn, "pulse_order_lines")
-    # All groups: SQLite reads the lines in table order and sorts them, rather than probing the
-    # table once per line in ix_pol_group order (random reads once the table outgrows the cache).
-    by_group = "+" if conn.dialect.name == "sqlite" and not only_touched else ""
     sql = f"""
 INSERT INTO {facts} (group_id, deal_id, product_id, vendor_id, category_id, created_at, deadline, goal,
                      reached_at, converted_at, paid_total, paid_orders, paid_last_at)
@@ -91,7 +88,7 @@ WITH od AS MATERIALIZED (
          SUM(CASE WHEN {paid} THEN l.order_total ELSE 0 END) AS paid_total,
          SUM(CASE WHEN {paid} THEN 1 ELSE 0 END) AS paid_orders,
          MAX(CASE WHEN {paid} THEN l.created_at END) AS paid_last_at
-  FROM {lines} l WHERE {by_group}l.group_id {pick} AND l.deal_type = 'group' GROUP BY {by_group}l.group_id)
+  FROM {lines} l WHERE l.group_id {pick} AND l.deal_type = 'group' GROUP BY l.group_id)
 SELECT g.id, gd.id, p.id, p.vendor_id, pn.category_id, g.created_at,
        {deadline_sql(conn, 'g.created_at', 'gd.expiration_time')}, gd.max_group_member,
        r.joined, od.converted_at, COALESCE(od.paid_total, 0), COALESCE(od.paid_orders, 0), od.paid_last_at
