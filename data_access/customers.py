@@ -198,10 +198,10 @@ def _rfm_parts(conn, as_of: dt.datetime, filters: Filters, scope: Scope, window:
     params["as_of"] = bind_ts(conn, as_of)
     days = days_before_sql(conn, ":as_of")
     # Floats and text in SQL: psycopg2 would otherwise build a Decimal / UUID object per value.
-    select = ("SELECT CAST({a}.user_id AS VARCHAR(36)), CAST({d_last} AS FLOAT), {n}, CAST(SUM({a}.{r}) AS FLOAT), "
+    select = ("SELECT CAST({a}.user_id AS VARCHAR(36)), CAST({d_last} AS FLOAT), {n}, CAST(SUM({a}.revenue) AS FLOAT), "
               "CAST({d_first} AS FLOAT) FROM {table} {a} WHERE {where} GROUP BY {plus}{a}.user_id")
     line_part = dict(a="l", d_last=days.format("MAX(l.created_at)"), d_first=days.format("MIN(l.created_at)"),
-                     n="COUNT(DISTINCT l.order_id)", r="revenue", table=lines)
+                     n="COUNT(DISTINCT l.order_id)", table=lines)
     fast = None if window is not None else _activity_table(conn, filters, scope)
     if fast is None:
         if window is not None:
@@ -215,7 +215,7 @@ def _rfm_parts(conn, as_of: dt.datetime, filters: Filters, scope: Scope, window:
     params["cut"] = bind_ts(conn, local_midnight_utc(month, tz))
     conds.append("l.created_at >= :cut")
     month_part = dict(a="a", d_last=days.format("MAX(a.last_order_at)"), d_first=days.format("MIN(a.first_order_at)"),
-                      n="SUM(a.orders)", r="revenue", table=table)
+                      n="SUM(a.orders)", table=table)
     # `+`: SQLite reads the month's range of lines, not every user's lines in user order.
     return [(select.format(**month_part, where=where(tconds), plus=""), tparams, tbinds),
             (select.format(**line_part, where=where(conds), plus=no_index(conn)), params, binds)]

@@ -214,15 +214,18 @@ def ensure_per_entity_tables(engine: sa.Engine, tz: str) -> bool:
     with engine.begin() as conn:
         if get_meta(conn, PER_ENTITY_KEY) == PER_ENTITY_VERSION:
             return False
-        for name, column in (("etl_groups", "group_id"), ("etl_users", "user_id")):
-            _temp(conn, name, column, _id_type(conn))
         missing_line_indexes(conn)  # ix_pol_group came with these tables
-        refresh_group_facts(conn, only_touched=False)
-        refresh_user_months(conn, only_touched=False, tz=tz)
-        analyze(conn)
-        set_meta(conn, PER_ENTITY_KEY, PER_ENTITY_VERSION)
+        _refresh_all_per_entity(conn, tz)
         bump_data_version(conn)
     return True
+
+
+def _refresh_all_per_entity(conn, tz: str) -> None:
+    """Every group's facts and every user's months from the current lines, then statistics."""
+    refresh_group_facts(conn, only_touched=False)
+    refresh_user_months(conn, only_touched=False, tz=tz)
+    analyze(conn)
+    set_meta(conn, PER_ENTITY_KEY, PER_ENTITY_VERSION)
 
 
 def run_once(engine: sa.Engine, tz: str, overlap_seconds: float = 300, batch_rows: int = 50_000,
@@ -286,10 +289,7 @@ def rebuild(engine: sa.Engine, tz: str, progress=lambda done, total: None) -> Et
                         {"c_lo": bind_ts(conn, lo), "c_hi": bind_ts(conn, hi)}, tz)
                     progress(int(total * (i + 1) / len(months) * 0.9), total)
             _rollup(conn, "1 = 1")
-            refresh_group_facts(conn, only_touched=False)
-            refresh_user_months(conn, only_touched=False, tz=tz)
-            analyze(conn)
-            set_meta(conn, PER_ENTITY_KEY, PER_ENTITY_VERSION)
+            _refresh_all_per_entity(conn, tz)
             set_meta(conn, WATERMARK_KEY, source_max.isoformat())
             result.orders = total
             result.lines = conn.execute(sa.text(
