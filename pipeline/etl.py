@@ -269,33 +269,39 @@ def rebuild(engine: sa.Engine, tz: str, progress=lambda done, total: None) -> Et
     result = EtlResult()
     started = time.perf_counter()
     with engine.begin() as conn, batch_memory(conn):
-        for t in DERIVED:  # TRUNCATE is transactional on PostgreSQL; SQLite truncates a bare DELETE
+        for t in DERIVED[1:]:  # TRUNCATE is transactional on PostgreSQL; SQLite truncates a bare DELETE
             verb = "TRUNCATE" if conn.dialect.name == "postgresql" else "DELETE FROM"
             conn.execute(sa.text(f"{verb} {project_table(conn, t)}"))
         set_meta(conn, WATERMARK_KEY, None)
         source_max = _source_max(conn)
-        first, last = conn.execute(sa.text("SELECT MIN(created_at), MAX(created_at) FROM orders")).one()
-        if source_max is not None and first is not None:
-            _temp(conn, "etl_bad", "order_id", _id_type(conn))
-            total = conn.execute(sa.text("SELECT COUNT(*) FROM orders")).scalar_one()
-            months = month_starts(_parse_ts(first), _parse_ts(last))
-            with lines_indexed_afterwards(conn):
-                for i, month in enumerate(months):
-                    nxt = months[i + 1] if i + 1 < len(months) else None
-                    lo = dt.datetime.combine(month, dt.time()) if i else EPOCH
-                    hi = dt.datetime.combine(nxt, dt.time()) if nxt else dt.datetime(9999, 1, 1)
-                    result.quarantined += _validate_and_insert(
-                        conn, "o.created_at >= :c_lo AND o.created_at < :c_hi",
-                        {"c_lo": bind_ts(conn, lo), "c_hi": bind_ts(conn, hi)}, tz)
-                    progress(int(total * (i + 1) / len(months) * 0.9), total)
+        with lines_indexed_afterwards(conn):
+            _load_all_lines(conn, tz, result, progress)
+        if source_max is not None and result.orders:
             _rollup(conn, "1 = 1")
             _refresh_all_per_entity(conn, tz)
             set_meta(conn, WATERMARK_KEY, source_max.isoformat())
-            result.orders = total
             result.lines = conn.execute(sa.text(
                 f"SELECT COUNT(*) FROM {project_table(conn, 'pulse_order_lines')}")).scalar_one()
-            result.batches = len(months)
-            progress(total, total)
+            progress(result.orders, result.orders)
         bump_data_version(conn)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _load_all_lines(conn, tz: str, result: EtlResult, progress) -> None:
+    """Every order's lines, month by month of creation (bounded memory per statement)."""
+    first, last = conn.execute(sa.text("SELECT MIN(created_at), MAX(created_at) FROM orders")).one()
+    if first is None:
+        return
+    _temp(conn, "etl_bad", "order_id", _id_type(conn))
+    total = conn.execute(sa.text("SELECT COUNT(*) FROM orders")).scalar_one()
+    months = month_starts(_parse_ts(first), _parse_ts(last))
+    for i, month in enumerate(months):
+        nxt = months[i + 1] if i + 1 < len(months) else None
+        lo = dt.datetime.combine(month, dt.time()) if i else EPOCH
+        hi = dt.datetime.combine(nxt, dt.time()) if nxt else dt.datetime(9999, 1, 1)
+        result.quarantined += _validate_and_insert(
+            conn, "o.created_at >= :c_lo AND o.created_at < :c_hi",
+            {"c_lo": bind_ts(conn, lo), "c_hi": bind_ts(conn, hi)}, tz)
+        progress(int(total * (i + 1) / len(months) * 0.9), total)
+    result.orders, result.batches = total, len(months)
