@@ -84,18 +84,21 @@ UNION SELECT o.id FROM personal_cart_items i JOIN orders o ON o.personal_cart_id
 
 # Validation: why a changed order cannot be reported. Orphans are orders pointing at carts that
 # do not exist; impossible timestamps are updates before creation or creation in the future.
+# Joins rather than NOT EXISTS: PostgreSQL pushed `reason IS NOT NULL` into a scan of every
+# orders partition, rebuilding both lookups as hashes per partition (1.7 s for 40K changed orders).
 QUARANTINE_SQL = """
 SELECT o.id, CASE
   WHEN o.total_amount < 0 OR o.discount < 0 THEN 'negative amount'
   WHEN (o.groups_carts_id IS NULL) = (o.personal_cart_id IS NULL) THEN 'order must reference exactly one cart'
-  WHEN o.groups_carts_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM groups_carts gc WHERE gc.id = o.groups_carts_id)
-       THEN 'orphan: groups_carts row missing'
-  WHEN o.personal_cart_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM carts c WHERE c.id = o.personal_cart_id)
-       THEN 'orphan: cart missing'
+  WHEN o.groups_carts_id IS NOT NULL AND gc.id IS NULL THEN 'orphan: groups_carts row missing'
+  WHEN o.personal_cart_id IS NOT NULL AND c.id IS NULL THEN 'orphan: cart missing'
   WHEN o.updated_at < o.created_at THEN 'impossible timestamp: updated before created'
   WHEN o.created_at > :future THEN 'impossible timestamp: created in the future'
   END AS reason
-FROM orders o WHERE {selected}
+FROM orders o
+LEFT JOIN groups_carts gc ON gc.id = o.groups_carts_id
+LEFT JOIN carts c ON c.id = o.personal_cart_id
+WHERE {selected}
 """
 
 GROUP_LINES_SQL = """
