@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from data_access.db import month_starts
 from data_access.dialect import bind_ts, local_date_sql, project_table, to_utc_naive
 from data_access.meta import bump_data_version, get_meta, set_meta
-from pipeline.etl_derived import analyze, collect_touched, refresh_group_facts, refresh_user_months
+from pipeline.etl_derived import analyze, analyze_temp, collect_touched, refresh_group_facts, refresh_user_months
 from pipeline.etl_tuning import batch_memory, lines_indexed_afterwards, missing_line_indexes
 
 WATERMARK_KEY = "etl_watermark"
@@ -158,6 +158,7 @@ def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, in
         _temp(conn, name, column, coltype)
     lo_hi = {"lo": bind_ts(conn, lo), "hi": bind_ts(conn, hi)}
     conn.execute(sa.text(CHANGED_SQL), lo_hi)
+    analyze_temp(conn, "etl_changed")
     n_orders = conn.execute(sa.text("SELECT COUNT(*) FROM etl_changed")).scalar_one()
     collect_touched(conn, lo_hi, before_lines=True)
     in_changed = "IN (SELECT order_id FROM etl_changed)"

@@ -50,7 +50,16 @@ def collect_touched(conn, lo_hi: dict, before_lines: bool) -> None:
     old lines are deleted (their users count too) and again after the new lines exist."""
     if before_lines:
         conn.execute(sa.text(TOUCHED_GROUPS_SQL), lo_hi)
+        analyze_temp(conn, "etl_groups")
     conn.execute(sa.text(TOUCHED_USERS_SQL.format(lines=project_table(conn, "pulse_order_lines"))), lo_hi)
+    analyze_temp(conn, "etl_users")
+
+
+def analyze_temp(conn, table: str) -> None:
+    """Statistics for a just-filled temp table on PostgreSQL, which never analyzes temp tables
+    itself: without them it guessed sizes and scanned whole source tables per batch."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text(f"ANALYZE {table}"))
 
 
 def _reached(conn, pick: str) -> None:
