@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--bench-url", default=None, help="use this database instead of building one")
     b.add_argument("--repeat", type=_positive(int), default=20)
     b.add_argument("--json", default=None, help="write the results as JSON here")
+    b.add_argument("--etl-only", action="store_true", help="only the ETL rebuild and incremental replay")
     return p
 
 
@@ -157,6 +158,10 @@ def cmd_etl(settings, args):
 
 def cmd_bench(settings, args):
     from dashboard import bench
+    if args.etl_only:
+        results = bench.run_etl(args.scale, args.db, args.bench_url, args.json)
+        print(bench.etl_table(results))
+        return
     results = bench.run(args.scale, args.db, args.bench_url, args.repeat, args.json)
     print(bench.table(results))
 

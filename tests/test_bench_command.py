@@ -37,6 +37,11 @@ def test_bench_measures_every_item_and_leaves_the_data_as_a_rebuild_would(fresh_
     assert results["peak_rss_mb"] > 0
     assert "ETL incremental" in proc.stdout and "naive" in proc.stdout
 
+    etl_only = subprocess.run([sys.executable, "-m", "dashboard", "bench", "--etl-only", "--bench-url", url],
+                              cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert etl_only.returncode == 0, etl_only.stderr[-2000:]
+    assert "ETL rebuild (orders/s)" in etl_only.stdout and "naive" not in etl_only.stdout
+
     engine = make_engine(url)
     after_bench = derived(engine)
     etl.rebuild(engine, TZ)
