@@ -22,6 +22,7 @@ from pipeline.etl_tuning import batch_memory, lines_indexed_afterwards, missing_
 
 WATERMARK_KEY = "etl_watermark"
 PER_ENTITY_KEY, PER_ENTITY_VERSION = "per_entity_tables", "1"  # bump when etl_derived's tables change
+# The lines first: rebuild recreates that table and empties the others.
 DERIVED = ("pulse_order_lines", "pulse_daily_sales", "pulse_quarantine", "pulse_group_facts", "pulse_user_months",
            "pulse_user_vendor_months")
 EPOCH = dt.datetime(1970, 1, 1)
@@ -273,7 +274,7 @@ def rebuild(engine: sa.Engine, tz: str, progress=lambda done, total: None) -> Et
     result = EtlResult()
     started = time.perf_counter()
     with engine.begin() as conn, batch_memory(conn):
-        for t in DERIVED[1:]:  # TRUNCATE is transactional on PostgreSQL; SQLite truncates a bare DELETE
+        for t in DERIVED[1:]:  # all but the lines, recreated below; TRUNCATE is transactional on PostgreSQL
             verb = "TRUNCATE" if conn.dialect.name == "postgresql" else "DELETE FROM"
             conn.execute(sa.text(f"{verb} {project_table(conn, t)}"))
         set_meta(conn, WATERMARK_KEY, None)

@@ -32,7 +32,8 @@ def lines_indexed_afterwards(conn):
     """Recreate the order lines empty and without indexes, fill them, then sort each index once:
     appending rows and sorting each key once beats updating seven B-trees per row (and replaces
     the (order_id, line_no) primary key of databases built by older versions). In the rebuild's
-    transaction, so readers see the old lines until it commits."""
+    transaction: SQLite readers keep seeing the old lines until it commits, PostgreSQL readers
+    wait for it (as they did for TRUNCATE)."""
     order_lines.drop(conn, checkfirst=True)
     conn.execute(sa.schema.CreateTable(order_lines))
     yield
