@@ -179,7 +179,8 @@ def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, in
     refresh_group_facts(conn, only_touched=True)
     refresh_user_months(conn, only_touched=True, tz=tz)
     n_lines = conn.execute(sa.text(f"SELECT COUNT(*) FROM {lines} WHERE order_id {in_changed}")).scalar_one()
-    touched = conn.execute(sa.text("SELECT (SELECT COUNT(*) FROM etl_groups) + (SELECT COUNT(*) FROM etl_users)"))
+    touched = conn.execute(sa.text("SELECT (SELECT COUNT(*) FROM etl_groups) + (SELECT COUNT(*) FROM etl_users) "
+                                   "+ (SELECT COUNT(*) FROM etl_user_months)"))
     return n_orders, n_lines, n_bad, touched.scalar_one()
 
 

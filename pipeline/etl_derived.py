@@ -1,9 +1,17 @@
 """Per-group and per-user-month tables the ETL keeps beside the order lines.
 
 KPIs, cohorts and RFM would otherwise re-derive every group's members and every user's history
-on each request. Each ETL batch collects the groups and users its changes touch and recomputes
-their rows from the source tables (and the order lines just written), so the result after any
-sequence of batches equals a full rebuild. A rebuild computes everything in one statement each.
+on each request. Each ETL batch collects the groups and user months its changes touch and
+recomputes their rows from the source tables (and the order lines just written), so the result
+after any sequence of batches equals a full rebuild. A rebuild computes everything in one
+statement each.
+
+A user month is touched in one of two ways:
+- through an order: the months of the changed orders' old and new lines (an order moved to
+  another month touches both), recomputed alone;
+- through a membership: a changed groups_carts row, or any member of a changed group (left,
+  deleted, moved). Which month such a row counted in before is not kept, so the user's whole
+  history is recomputed.
 """
 from __future__ import annotations
 
@@ -21,12 +29,19 @@ UNION SELECT gc.group_id FROM orders o JOIN groups_carts gc ON gc.id = o.groups_
       WHERE o.id IN (SELECT order_id FROM etl_changed)
 """
 
+# Users whose memberships changed: their whole history (the old month of a row is not kept).
 TOUCHED_USERS_SQL = """
 INSERT INTO etl_users (user_id)
 SELECT user_id FROM groups_carts WHERE updated_at > :lo AND updated_at <= :hi
-UNION SELECT user_id FROM groups_carts WHERE group_id IN (SELECT group_id FROM etl_groups)
-UNION SELECT user_id FROM {lines} WHERE order_id IN (SELECT order_id FROM etl_changed)
-EXCEPT SELECT user_id FROM etl_users
+UNION SELECT gc.user_id FROM groups g JOIN groups_carts gc ON gc.group_id = g.id
+      WHERE g.updated_at > :lo AND g.updated_at <= :hi
+"""
+
+# The months of the changed orders' lines, before they are deleted and after they are written.
+TOUCHED_MONTHS_SQL = """
+INSERT INTO etl_user_months (user_id, month)
+SELECT DISTINCT user_id, {month} FROM {lines} WHERE order_id IN (SELECT order_id FROM etl_changed)
+EXCEPT SELECT user_id, month FROM etl_user_months
 """
 
 
@@ -46,13 +61,28 @@ def analyze(conn) -> None:
 
 
 def collect_touched(conn, lo_hi: dict, before_lines: bool) -> None:
-    """Fill etl_groups / etl_users from the batch's changes. Called before the changed orders'
-    old lines are deleted (their users count too) and again after the new lines exist."""
+    """Fill etl_groups / etl_users / etl_user_months from the batch's changes. Called before the
+    changed orders' old lines are deleted (their months count too) and again after the new lines
+    exist."""
+    lines = project_table(conn, "pulse_order_lines")
     if before_lines:
+        _pairs_temp(conn)
         conn.execute(sa.text(TOUCHED_GROUPS_SQL), lo_hi)
         analyze_temp(conn, "etl_groups")
-    conn.execute(sa.text(TOUCHED_USERS_SQL.format(lines=project_table(conn, "pulse_order_lines"))), lo_hi)
-    analyze_temp(conn, "etl_users")
+        conn.execute(sa.text(TOUCHED_USERS_SQL), lo_hi)
+        analyze_temp(conn, "etl_users")
+    conn.execute(sa.text(TOUCHED_MONTHS_SQL.format(month=_month(conn, "local_day"), lines=lines)))
+    if not before_lines:  # a whole history already covers its months
+        conn.execute(sa.text("DELETE FROM etl_user_months WHERE user_id IN (SELECT user_id FROM etl_users)"))
+        analyze_temp(conn, "etl_user_months")
+
+
+def _pairs_temp(conn) -> None:
+    ids = "UUID" if conn.dialect.name == "postgresql" else "VARCHAR(36)"
+    keep = " ON COMMIT DELETE ROWS" if conn.dialect.name == "postgresql" else ""
+    conn.execute(sa.text(f"CREATE TEMP TABLE IF NOT EXISTS etl_user_months (user_id {ids}, month DATE, "
+                         f"PRIMARY KEY (user_id, month)){keep}"))
+    conn.execute(sa.text("DELETE FROM etl_user_months"))
 
 
 def analyze_temp(conn, table: str) -> None:
@@ -122,35 +152,23 @@ def _staging(conn) -> None:
 
 
 def refresh_user_months(conn, only_touched: bool, tz: str) -> None:
-    """Recompute pulse_user_vendor_months and pulse_user_months for etl_users (or everyone),
-    after the group facts (they say which groups are live and whose they are).
+    """Recompute pulse_user_vendor_months and pulse_user_months for etl_users' whole histories
+    and etl_user_months' months (or everyone), after the group facts (they say which groups are
+    live and whose they are).
 
     One pass over memberships and one over order lines, per vendor; the all-vendor rows are
     sums of those, except the order count: an order's first line (line_no 0 or 1) belongs to
     exactly one vendor, so counting first lines counts each order once.
     """
-    lines, facts = project_table(conn, "pulse_order_lines"), project_table(conn, "pulse_group_facts")
-    pick = "IN (SELECT user_id FROM etl_users)" if only_touched else "IS NOT NULL"
-    # Everyone: read the lines in table order (SQLite would fetch each completed line through
-    # the status index, one random page read per line once the table outgrows memory).
-    scan = " NOT INDEXED" if conn.dialect.name == "sqlite" and not only_touched else ""
-    join_month = _month(conn, local_date_sql(conn, "gc.created_at", tz))
-    line_month = _month(conn, "l.local_day")
+    scopes = ("users", "months") if only_touched else ("all",)
     _staging(conn)
+    activity = " UNION ALL ".join(_activity(conn, scope, tz) for scope in scopes)
     conn.execute(sa.text(f"""
 INSERT INTO etl_uvm (vendor_id, user_id, month, first_join_at, orders, first_lines, revenue, first_order_at,
                      last_order_at)
 SELECT vendor_id, user_id, month, MIN(first_join_at), SUM(orders), SUM(first_lines), SUM(revenue),
        MIN(first_order_at), MAX(last_order_at)
-FROM (SELECT f.vendor_id, gc.user_id, {join_month} AS month, MIN(gc.created_at) AS first_join_at, 0 AS orders,
-             0 AS first_lines, 0 AS revenue, NULL AS first_order_at, NULL AS last_order_at
-      FROM groups_carts gc JOIN {facts} f ON f.group_id = gc.group_id
-      WHERE gc.user_id {pick} AND gc.deleted_at IS NULL GROUP BY f.vendor_id, gc.user_id, {join_month}
-      UNION ALL
-      SELECT l.vendor_id, l.user_id, {line_month}, NULL, COUNT(DISTINCT l.order_id),
-             SUM(CASE WHEN l.line_no <= 1 THEN 1 ELSE 0 END), SUM(l.revenue), MIN(l.created_at), MAX(l.created_at)
-      FROM {lines} l{scan} WHERE l.user_id {pick} AND l.status = 'COMPLETED'
-      GROUP BY l.vendor_id, l.user_id, {line_month}) x
+FROM ({activity}) x
 GROUP BY vendor_id, user_id, month"""))
     cohort = _month(conn, local_date_sql(conn, "u.created_at", tz))
     columns = "user_id, month, cohort, signup_at, first_join_at, orders, revenue, first_order_at, last_order_at"
@@ -163,6 +181,38 @@ GROUP BY vendor_id, user_id, month"""))
              f"SUM(x.revenue), MIN(x.first_order_at), MAX(x.last_order_at) FROM etl_uvm x "
              f"JOIN users u ON u.id = x.user_id GROUP BY x.user_id, x.month, u.created_at")):
         target = project_table(conn, table)
-        conn.execute(sa.text(f"DELETE FROM {target} WHERE user_id {pick}"))
+        for scope in scopes:
+            conn.execute(sa.text(f"DELETE FROM {target} WHERE {OLD_ROWS[scope]}"))
         vendor = "vendor_id, " if table == "pulse_user_vendor_months" else ""
         conn.execute(sa.text(f"INSERT INTO {target} ({vendor}{columns}) {select}"))
+
+
+OLD_ROWS = {"all": "user_id IS NOT NULL", "users": "user_id IN (SELECT user_id FROM etl_users)",
+            "months": "(user_id, month) IN (SELECT user_id, month FROM etl_user_months)"}
+
+
+def _activity(conn, scope: str, tz: str) -> str:
+    """Memberships and completed order lines per vendor x user x month, for everyone ("all"),
+    etl_users' whole histories ("users") or etl_user_months' months ("months")."""
+    lines, facts = project_table(conn, "pulse_order_lines"), project_table(conn, "pulse_group_facts")
+    join_month = _month(conn, local_date_sql(conn, "gc.created_at", tz))
+    line_month = _month(conn, "l.local_day")
+    if scope == "months":
+        memberships = (f"etl_user_months p JOIN groups_carts gc ON gc.user_id = p.user_id "
+                       f"JOIN {facts} f ON f.group_id = gc.group_id WHERE {join_month} = p.month")
+        completed = f"etl_user_months p JOIN {lines} l ON l.user_id = p.user_id WHERE {line_month} = p.month"
+    else:
+        who = "IS NOT NULL" if scope == "all" else OLD_ROWS["users"].removeprefix("user_id ")
+        # Everyone: read the lines in table order (SQLite would fetch each completed line through
+        # the status index, one random page read per line once the table outgrows memory).
+        scan = " NOT INDEXED" if conn.dialect.name == "sqlite" and scope == "all" else ""
+        memberships = f"groups_carts gc JOIN {facts} f ON f.group_id = gc.group_id WHERE gc.user_id {who}"
+        completed = f"{lines} l{scan} WHERE l.user_id {who}"
+    return f"""
+SELECT f.vendor_id, gc.user_id, {join_month} AS month, MIN(gc.created_at) AS first_join_at, 0 AS orders,
+       0 AS first_lines, 0 AS revenue, NULL AS first_order_at, NULL AS last_order_at
+FROM {memberships} AND gc.deleted_at IS NULL GROUP BY f.vendor_id, gc.user_id, {join_month}
+UNION ALL
+SELECT l.vendor_id, l.user_id, {line_month}, NULL, COUNT(DISTINCT l.order_id),
+       SUM(CASE WHEN l.line_no <= 1 THEN 1 ELSE 0 END), SUM(l.revenue), MIN(l.created_at), MAX(l.created_at)
+FROM {completed} AND l.status = 'COMPLETED' GROUP BY l.vendor_id, l.user_id, {line_month}"""

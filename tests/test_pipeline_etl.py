@@ -174,6 +174,43 @@ def test_membership_and_group_changes_alone_reach_the_per_entity_tables(fresh_db
         pd.testing.assert_frame_equal(a, b)
 
 
+def test_orders_and_memberships_moved_to_other_months_leave_no_stale_user_month(fresh_db, backend):
+    """A batch recomputes only the user months its orders touch, old and new month alike, and a
+    changed membership's whole history: moving a group order, an individual order and the
+    newest membership into earlier months must end like a rebuild (no row left in the old
+    month, a row in the new one)."""
+    engine = seeded_fresh(fresh_db, backend, 7)
+    before = per_entity(engine)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    with engine.begin() as conn:
+        moved = []
+        for cart in ("groups_carts_id", "personal_cart_id"):
+            moved.append(conn.execute(sa.select(orders.c.id, orders.c.created_at).where(
+                orders.c.status == "COMPLETED", orders.c.deleted_at.is_(None), orders.c[cart].is_not(None))
+                .order_by(orders.c.created_at.desc(), orders.c.id).limit(1)).one())
+        for (order, created), days in zip(moved, (40, 75)):
+            conn.execute(sa.update(orders).where(orders.c.id == order).values(
+                created_at=naive(created) - dt.timedelta(days=days), updated_at=now))
+        member, joined = conn.execute(sa.select(groups_carts.c.id, groups_carts.c.created_at).where(
+            groups_carts.c.deleted_at.is_(None)).order_by(groups_carts.c.created_at.desc(), groups_carts.c.id)
+            .limit(1)).one()
+        first = conn.execute(sa.select(sa.func.min(groups_carts.c.created_at))).scalar()
+        conn.execute(sa.update(groups_carts).where(groups_carts.c.id == member).values(  # into the first month
+            created_at=naive(first) + dt.timedelta(minutes=1), updated_at=now))
+    etl.run_once(engine, TZ)
+    got = per_entity(engine)
+    assert not any(a.equals(b) for a, b in zip(got[1:], before[1:])), "the moves did not reach the user months"
+    etl.rebuild(engine, TZ)
+    for a, b in zip(got, per_entity(engine)):
+        pd.testing.assert_frame_equal(a, b)
+
+
+def naive(ts) -> dt.datetime:
+    """A stored timestamp as naive UTC, whichever backend returned it."""
+    return pd.Timestamp(ts).tz_convert("UTC").tz_localize(None).to_pydatetime() if pd.Timestamp(ts).tzinfo \
+        else pd.Timestamp(ts).to_pydatetime()
+
+
 class Follower:
     """`etl --follow` in a subprocess whose stdout lines are read by a thread."""
 
