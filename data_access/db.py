@@ -65,10 +65,12 @@ def existing_tables(engine: sa.Engine, schema: str | None = None) -> set[str]:
 
 
 def init_db(engine: sa.Engine) -> list[str]:
-    """Create missing tables (never alters existing ones); returns the names created.
+    """Create missing tables (never alters existing ones); returns the names of the tables and
+    indexes created.
 
-    An existing ChipChip database keeps its source tables untouched: only the project's own
-    tables are added beside them.
+    An existing ChipChip database keeps its source tables' columns and rows untouched: the
+    project's own tables are added beside them, and the `updated_at` indexes the ETL finds its
+    changes by are added where missing (without them every ETL pass reads whole tables).
     """
     created: list[str] = []
     with engine.begin() as conn:
@@ -80,6 +82,8 @@ def init_db(engine: sa.Engine) -> list[str]:
             if table.name not in present:
                 table.create(conn)
                 created.append(table.name)
+            else:
+                created += _missing_change_indexes(conn, table)
         own = [t for t in metadata.sorted_tables if t.schema == PROJECT_SCHEMA]
         for table in own:
             if table.name not in project_present:
@@ -88,6 +92,19 @@ def init_db(engine: sa.Engine) -> list[str]:
         if is_postgres(engine) and "orders" in created:
             conn.execute(sa.text("CREATE TABLE orders_default PARTITION OF orders DEFAULT"))
     return created
+
+
+def _missing_change_indexes(conn, table: sa.Table) -> list[str]:
+    """Create the table's `updated_at` indexes an existing database lacks (a database seeded by
+    an older version, or ChipChip's own)."""
+    wanted = [i for i in table.indexes if [c.name for c in i.columns] == ["updated_at"]]
+    if not wanted:
+        return []
+    have = {i["name"] for i in sa.inspect(conn).get_indexes(table.name)}
+    for index in wanted:
+        if index.name not in have:
+            index.create(conn)
+    return [i.name for i in wanted if i.name not in have]
 
 
 def month_starts(start: dt.datetime, end: dt.datetime) -> list[dt.date]:

@@ -107,6 +107,7 @@ groups = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     *_audit_columns(),
     sa.Index("ix_groups_created_at", "created_at"),
+    sa.Index("ix_groups_updated_at", "updated_at"),
 )
 
 groups_carts = sa.Table(
@@ -131,6 +132,7 @@ carts = sa.Table(
     _fk("user_id", "users.id"),
     sa.Column("status", sa.String(20)),
     *_audit_columns(),
+    sa.Index("ix_carts_updated_at", "updated_at"),
 )
 
 personal_cart_items = sa.Table(
@@ -140,6 +142,7 @@ personal_cart_items = sa.Table(
     _fk("product_id", "products.id"),
     sa.Column("quantity", sa.Integer, nullable=False),
     *_audit_columns(),
+    sa.Index("ix_personal_cart_items_updated_at", "updated_at"),
 )
 
 # On PostgreSQL orders is range-partitioned by month on created_at, so its primary key must

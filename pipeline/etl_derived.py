@@ -33,8 +33,8 @@ UNION SELECT gc.group_id FROM orders o JOIN groups_carts gc ON gc.id = o.groups_
 TOUCHED_USERS_SQL = """
 INSERT INTO etl_users (user_id)
 SELECT user_id FROM groups_carts WHERE updated_at > :lo AND updated_at <= :hi
-UNION SELECT gc.user_id FROM groups g JOIN groups_carts gc ON gc.group_id = g.id
-      WHERE g.updated_at > :lo AND g.updated_at <= :hi
+UNION SELECT user_id FROM groups_carts
+      WHERE group_id IN (SELECT id FROM groups WHERE updated_at > :lo AND updated_at <= :hi)
 """
 
 # The months of the changed orders' lines, before they are deleted and after they are written.
@@ -197,10 +197,10 @@ def _activity(conn, scope: str, tz: str) -> str:
     lines, facts = project_table(conn, "pulse_order_lines"), project_table(conn, "pulse_group_facts")
     join_month = _month(conn, local_date_sql(conn, "gc.created_at", tz))
     line_month = _month(conn, "l.local_day")
-    if scope == "months":
-        memberships = (f"etl_user_months p JOIN groups_carts gc ON gc.user_id = p.user_id "
-                       f"JOIN {facts} f ON f.group_id = gc.group_id WHERE {join_month} = p.month")
-        completed = f"etl_user_months p JOIN {lines} l ON l.user_id = p.user_id WHERE {line_month} = p.month"
+    if scope == "months":  # CROSS JOIN: SQLite must start from the few pairs, not scan the table
+        memberships = (f"etl_user_months p CROSS JOIN groups_carts gc JOIN {facts} f ON f.group_id = gc.group_id "
+                       f"WHERE gc.user_id = p.user_id AND {join_month} = p.month")
+        completed = f"etl_user_months p CROSS JOIN {lines} l WHERE l.user_id = p.user_id AND {line_month} = p.month"
     else:
         who = "IS NOT NULL" if scope == "all" else OLD_ROWS["users"].removeprefix("user_id ")
         # Everyone: read the lines in table order (SQLite would fetch each completed line through

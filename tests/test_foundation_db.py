@@ -6,6 +6,7 @@ never from the project tables the code under test just wrote.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pandas as pd
 import pytest
@@ -15,7 +16,7 @@ import pipeline.seed as seed_module
 from data_access.db import init_db
 from data_access.dialect import project_table
 from data_access.meta import data_version, set_meta
-from data_access.schema import PROJECT_SCHEMA, SOURCE_TABLES, metadata
+from data_access.schema import PROJECT_SCHEMA, SOURCE_TABLES, carts, metadata, users
 from pipeline import etl
 from pipeline.demo_data import DemoSpec, generate
 from pipeline.seed import TargetNotEmpty, seed
@@ -96,6 +97,32 @@ def test_foreign_keys_and_hot_columns_are_indexed(fresh_db, backend):
         assert ("status", "created_at") in _indexed_columns(conn, "orders")
         assert ("updated_at",) in _indexed_columns(conn, "orders")
         assert ("created_at",) in _indexed_columns(conn, "groups")
+
+
+CHANGE_SCANNED = ("orders", "groups_carts", "groups", "carts", "personal_cart_items")
+
+
+def test_an_existing_database_gets_the_etl_change_indexes_and_keeps_its_rows(fresh_db, backend):
+    """Every source table the ETL scans for changes has an updated_at index; a database made
+    without some of them (an older version's, or ChipChip's own) gets them from init_db, with
+    its rows and other tables as they were."""
+    engine = fresh_db(backend)
+    init_db(engine)
+    dropped = ["ix_groups_updated_at", "ix_carts_updated_at", "ix_personal_cart_items_updated_at"]
+    with engine.begin() as conn:
+        user, t = str(uuid.uuid4()), dt.datetime(2026, 1, 1)
+        conn.execute(sa.insert(users), [dict(id=user, name="Abebe", created_at=t, updated_at=t)])
+        conn.execute(sa.insert(carts), [dict(id=str(uuid.uuid4()), user_id=user, status="OPEN", created_at=t,
+                                             updated_at=t)])
+        for name in dropped:
+            conn.execute(sa.text(f"DROP INDEX {name}"))
+    tables = _tables(engine)
+    assert sorted(init_db(engine)) == sorted(dropped)
+    with engine.connect() as conn:
+        for table in CHANGE_SCANNED:
+            assert ("updated_at",) in _indexed_columns(conn, table), table
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM carts")).scalar() == 1
+    assert _tables(engine) == tables and init_db(engine) == []
 
 
 @pytest.mark.postgres
