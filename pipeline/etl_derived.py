@@ -25,8 +25,7 @@ TOUCHED_GROUPS_SQL = """
 INSERT INTO etl_groups (group_id)
 SELECT id FROM groups WHERE updated_at > :lo AND updated_at <= :hi
 UNION SELECT group_id FROM groups_carts WHERE updated_at > :lo AND updated_at <= :hi
-UNION SELECT gc.group_id FROM orders o JOIN groups_carts gc ON gc.id = o.groups_carts_id
-      WHERE o.id IN (SELECT order_id FROM etl_changed)
+UNION SELECT gc.group_id FROM orders o JOIN groups_carts gc ON gc.id = o.groups_carts_id WHERE {changed}
 """
 
 # Users whose memberships changed: their whole history (the old month of a row is not kept).
@@ -43,6 +42,13 @@ INSERT INTO etl_user_months (user_id, month)
 SELECT DISTINCT user_id, {month} FROM {lines} WHERE order_id IN (SELECT order_id FROM etl_changed)
 EXCEPT SELECT user_id, month FROM etl_user_months
 """
+
+
+def changed_orders(conn) -> str:
+    """The predicate selecting the batch's changed orders `o` (binds :since on PostgreSQL, the
+    oldest changed order's creation, so only the partitions from there on are read)."""
+    pruned = " AND o.created_at >= :since" if conn.dialect.name == "postgresql" else ""
+    return f"o.id IN (SELECT order_id FROM etl_changed){pruned}"
 
 
 def _month(conn, local_day: str) -> str:
@@ -67,7 +73,7 @@ def collect_touched(conn, lo_hi: dict, before_lines: bool) -> None:
     lines = project_table(conn, "pulse_order_lines")
     if before_lines:
         _pairs_temp(conn)
-        conn.execute(sa.text(TOUCHED_GROUPS_SQL), lo_hi)
+        conn.execute(sa.text(TOUCHED_GROUPS_SQL.format(changed=changed_orders(conn))), lo_hi)
         analyze_temp(conn, "etl_groups")
         conn.execute(sa.text(TOUCHED_USERS_SQL), lo_hi)
         analyze_temp(conn, "etl_users")
