@@ -165,19 +165,15 @@ def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, in
     lo_hi["since"] = since if since is not None else bind_ts(conn, EPOCH)
     collect_touched(conn, lo_hi, before_lines=True)
     in_changed = "IN (SELECT order_id FROM etl_changed)"
-    conn.execute(sa.text(f"INSERT INTO etl_days (day) SELECT DISTINCT local_day FROM {lines} "
-                         f"WHERE order_id {in_changed}"))
     conn.execute(sa.text(f"DELETE FROM {lines} WHERE order_id {in_changed}"))
 
     cast = "::varchar" if conn.dialect.name == "postgresql" else ""
     conn.execute(sa.text(f"DELETE FROM {quarantine} WHERE source_table = 'orders' AND source_id IN "
                          f"(SELECT order_id{cast} FROM etl_changed)"))
     n_bad = _validate_and_insert(conn, changed_orders(conn), {"since": lo_hi["since"]}, tz)
-    conn.execute(sa.text(f"INSERT INTO etl_days (day) SELECT DISTINCT local_day FROM {lines} "
-                         f"WHERE order_id {in_changed} AND local_day NOT IN (SELECT day FROM etl_days)"))
+    collect_touched(conn, lo_hi, before_lines=False)
     conn.execute(sa.text(f"DELETE FROM {rollup} WHERE local_day IN (SELECT day FROM etl_days)"))
     _rollup(conn, "local_day IN (SELECT day FROM etl_days)")
-    collect_touched(conn, lo_hi, before_lines=False)
     refresh_group_facts(conn, only_touched=True)
     refresh_user_months(conn, only_touched=True, tz=tz)
     n_lines = conn.execute(sa.text(f"SELECT COUNT(*) FROM {lines} WHERE order_id {in_changed}")).scalar_one()

@@ -36,11 +36,12 @@ UNION SELECT user_id FROM groups_carts
       WHERE group_id IN (SELECT id FROM groups WHERE updated_at > :lo AND updated_at <= :hi)
 """
 
-# The months of the changed orders' lines, before they are deleted and after they are written.
-TOUCHED_MONTHS_SQL = """
-INSERT INTO etl_user_months (user_id, month)
-SELECT DISTINCT user_id, {month} FROM {lines} WHERE order_id IN (SELECT order_id FROM etl_changed)
-EXCEPT SELECT user_id, month FROM etl_user_months
+# Users and local days of the changed orders' lines, before they are deleted and after they
+# are written: the days to roll up again and the user months to recompute.
+LINE_KEYS_SQL = """
+INSERT INTO etl_line_keys (user_id, local_day)
+SELECT DISTINCT user_id, local_day FROM {lines} WHERE order_id IN (SELECT order_id FROM etl_changed)
+EXCEPT SELECT user_id, local_day FROM etl_line_keys
 """
 
 
@@ -67,28 +68,34 @@ def analyze(conn) -> None:
 
 
 def collect_touched(conn, lo_hi: dict, before_lines: bool) -> None:
-    """Fill etl_groups / etl_users / etl_user_months from the batch's changes. Called before the
-    changed orders' old lines are deleted (their months count too) and again after the new lines
-    exist."""
-    lines = project_table(conn, "pulse_order_lines")
+    """Fill etl_groups / etl_users, and etl_line_keys with the changed orders' old lines, before
+    these are deleted; after the new lines are written, add theirs and derive etl_days and
+    etl_user_months from both."""
+    keys = LINE_KEYS_SQL.format(lines=project_table(conn, "pulse_order_lines"))
     if before_lines:
-        _pairs_temp(conn)
+        for name, second in (("etl_user_months", "month"), ("etl_line_keys", "local_day")):
+            _pairs_temp(conn, name, second)
         conn.execute(sa.text(TOUCHED_GROUPS_SQL.format(changed=changed_orders(conn))), lo_hi)
         analyze_temp(conn, "etl_groups")
         conn.execute(sa.text(TOUCHED_USERS_SQL), lo_hi)
         analyze_temp(conn, "etl_users")
-    conn.execute(sa.text(TOUCHED_MONTHS_SQL.format(month=_month(conn, "local_day"), lines=lines)))
-    if not before_lines:  # a whole history already covers its months
-        conn.execute(sa.text("DELETE FROM etl_user_months WHERE user_id IN (SELECT user_id FROM etl_users)"))
-        analyze_temp(conn, "etl_user_months")
+        conn.execute(sa.text(keys))
+        return
+    conn.execute(sa.text(keys))
+    conn.execute(sa.text("INSERT INTO etl_days (day) SELECT DISTINCT local_day FROM etl_line_keys"))
+    conn.execute(sa.text(f"INSERT INTO etl_user_months (user_id, month) SELECT DISTINCT user_id, "
+                         f"{_month(conn, 'local_day')} FROM etl_line_keys "
+                         "WHERE user_id NOT IN (SELECT user_id FROM etl_users)"))  # whole histories cover them
+    analyze_temp(conn, "etl_user_months")
 
 
-def _pairs_temp(conn) -> None:
+def _pairs_temp(conn, name: str, second: str) -> None:
+    """A keyed (user, date) temp table, emptied."""
     ids = "UUID" if conn.dialect.name == "postgresql" else "VARCHAR(36)"
     keep = " ON COMMIT DELETE ROWS" if conn.dialect.name == "postgresql" else ""
-    conn.execute(sa.text(f"CREATE TEMP TABLE IF NOT EXISTS etl_user_months (user_id {ids}, month DATE, "
-                         f"PRIMARY KEY (user_id, month)){keep}"))
-    conn.execute(sa.text("DELETE FROM etl_user_months"))
+    conn.execute(sa.text(f"CREATE TEMP TABLE IF NOT EXISTS {name} (user_id {ids}, {second} DATE, "
+                         f"PRIMARY KEY (user_id, {second})){keep}"))
+    conn.execute(sa.text(f"DELETE FROM {name}"))
 
 
 def analyze_temp(conn, table: str) -> None:
