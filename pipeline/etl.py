@@ -150,7 +150,7 @@ def _id_type(conn) -> str:
 
 
 def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, int, int, int]:
-    """(changed orders, their lines, quarantined, touched groups and users) of one batch."""
+    """(changed orders, their lines, quarantined, touched groups + users + user months) of one batch."""
     lines, rollup, quarantine = (project_table(conn, t) for t in
                                  ("pulse_order_lines", "pulse_daily_sales", "pulse_quarantine"))
     ts = "TIMESTAMPTZ" if conn.dialect.name == "postgresql" else "VARCHAR(32)"
