@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from data_access.db import month_starts
 from data_access.dialect import bind_ts, local_date_sql, project_table, to_utc_naive
 from data_access.meta import bump_data_version, get_meta, set_meta
-from pipeline.etl_derived import (analyze, analyze_temp, changed_orders, collect_touched, refresh_group_facts,
-                                  refresh_user_months)
+from pipeline.etl_derived import (analyze, analyze_temp, changed_orders, collect_touched, id_ts, refresh_group_facts,
+                                  refresh_user_months, temp_table)
 from pipeline.etl_tuning import batch_memory, lines_indexed_afterwards, missing_line_indexes
 
 WATERMARK_KEY = "etl_watermark"
@@ -62,12 +62,6 @@ def _batch_upper(conn, wm: dt.datetime, batch_rows: int, source_max: dt.datetime
         "SELECT updated_at FROM orders WHERE updated_at > :wm ORDER BY updated_at LIMIT 1 OFFSET :k"),
         {"wm": bind_ts(conn, wm), "k": batch_rows - 1}).scalar()
     return min(_parse_ts(nth), source_max) if nth is not None else source_max
-
-
-def _temp(conn, name: str, column: str, coltype: str, more: str = "") -> None:
-    keep = " ON COMMIT DELETE ROWS" if conn.dialect.name == "postgresql" else ""
-    conn.execute(sa.text(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({column} {coltype} PRIMARY KEY{more}){keep}"))
-    conn.execute(sa.text(f"DELETE FROM {name}"))
 
 
 # With each order's creation time: on PostgreSQL the batch then reads orders only in the
@@ -145,19 +139,15 @@ LINE_COLUMNS = ("order_id, line_no, created_at, local_day, updated_at, status, d
                 "order_total")
 
 
-def _id_type(conn) -> str:
-    return "UUID" if conn.dialect.name == "postgresql" else "VARCHAR(36)"
-
-
 def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, int, int, int]:
     """(changed orders, their lines, quarantined, touched groups + users + user months) of one batch."""
     lines, rollup, quarantine = (project_table(conn, t) for t in
                                  ("pulse_order_lines", "pulse_daily_sales", "pulse_quarantine"))
-    ts = "TIMESTAMPTZ" if conn.dialect.name == "postgresql" else "VARCHAR(32)"
-    _temp(conn, "etl_changed", "order_id", _id_type(conn), f", created_at {ts}")
-    for name, column, coltype in (("etl_bad", "order_id", _id_type(conn)), ("etl_days", "day", "DATE"),
-                                  ("etl_groups", "group_id", _id_type(conn)), ("etl_users", "user_id", _id_type(conn))):
-        _temp(conn, name, column, coltype)
+    ids, ts = id_ts(conn)
+    for name, columns in (("etl_changed", f"order_id {ids} PRIMARY KEY, created_at {ts}"),
+                          ("etl_bad", f"order_id {ids} PRIMARY KEY"), ("etl_days", "day DATE PRIMARY KEY"),
+                          ("etl_groups", f"group_id {ids} PRIMARY KEY"), ("etl_users", f"user_id {ids} PRIMARY KEY")):
+        temp_table(conn, name, columns)
     lo_hi = {"lo": bind_ts(conn, lo), "hi": bind_ts(conn, hi)}
     conn.execute(sa.text(CHANGED_SQL), lo_hi)
     analyze_temp(conn, "etl_changed")
@@ -297,7 +287,7 @@ def _load_all_lines(conn, tz: str, result: EtlResult, progress) -> None:
     first, last = conn.execute(sa.text("SELECT MIN(created_at), MAX(created_at) FROM orders")).one()
     if first is None:
         return
-    _temp(conn, "etl_bad", "order_id", _id_type(conn))
+    temp_table(conn, "etl_bad", f"order_id {id_ts(conn)[0]} PRIMARY KEY")
     total = conn.execute(sa.text("SELECT COUNT(*) FROM orders")).scalar_one()
     months = month_starts(_parse_ts(first), _parse_ts(last))
     for i, month in enumerate(months):

@@ -91,11 +91,20 @@ def collect_touched(conn, lo_hi: dict, before_lines: bool) -> None:
 
 def _pairs_temp(conn, name: str, second: str) -> None:
     """A keyed (user, date) temp table, emptied."""
-    ids = "UUID" if conn.dialect.name == "postgresql" else "VARCHAR(36)"
+    temp_table(conn, name, f"user_id {id_ts(conn)[0]}, {second} DATE, PRIMARY KEY (user_id, {second})")
+
+
+def temp_table(conn, name: str, columns: str) -> None:
+    """A temp table of this connection, created once and emptied for the batch (PostgreSQL also
+    empties it at commit)."""
     keep = " ON COMMIT DELETE ROWS" if conn.dialect.name == "postgresql" else ""
-    conn.execute(sa.text(f"CREATE TEMP TABLE IF NOT EXISTS {name} (user_id {ids}, {second} DATE, "
-                         f"PRIMARY KEY (user_id, {second})){keep}"))
+    conn.execute(sa.text(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns}){keep}"))
     conn.execute(sa.text(f"DELETE FROM {name}"))
+
+
+def id_ts(conn) -> tuple[str, str]:
+    """Column types of ids and timestamps in temp tables, as the source tables store them."""
+    return ("UUID", "TIMESTAMPTZ") if conn.dialect.name == "postgresql" else ("VARCHAR(36)", "VARCHAR(32)")
 
 
 def analyze_temp(conn, table: str) -> None:
@@ -108,11 +117,8 @@ def analyze_temp(conn, table: str) -> None:
 def _reached(conn, pick: str) -> None:
     """etl_reached(group_id, joined): the first join of each group's goal-th distinct live member.
     A keyed temp table, because SQLite would scan a window-function CTE once per group."""
-    ids, ts = ("UUID", "TIMESTAMPTZ") if conn.dialect.name == "postgresql" else ("VARCHAR(36)", "VARCHAR(32)")
-    keep = " ON COMMIT DELETE ROWS" if conn.dialect.name == "postgresql" else ""
-    conn.execute(sa.text(f"CREATE TEMP TABLE IF NOT EXISTS etl_reached (group_id {ids} PRIMARY KEY, "
-                         f"joined {ts}){keep}"))
-    conn.execute(sa.text("DELETE FROM etl_reached"))
+    ids, ts = id_ts(conn)
+    temp_table(conn, "etl_reached", f"group_id {ids} PRIMARY KEY, joined {ts}")
     conn.execute(sa.text(f"""
 INSERT INTO etl_reached (group_id, joined)
 WITH m AS (SELECT gc.group_id, gc.user_id, MIN(gc.created_at) AS joined FROM groups_carts gc
@@ -155,13 +161,9 @@ WHERE g.id {pick} AND g.deleted_at IS NULL
 
 def _staging(conn) -> None:
     """etl_uvm: one batch's per vendor x user x month activity, before it is split in two tables."""
-    ids, ts, money = (("UUID", "TIMESTAMPTZ", "NUMERIC") if conn.dialect.name == "postgresql"
-                      else ("VARCHAR(36)", "VARCHAR(32)", "NUMERIC"))
-    keep = " ON COMMIT DELETE ROWS" if conn.dialect.name == "postgresql" else ""
-    conn.execute(sa.text(f"CREATE TEMP TABLE IF NOT EXISTS etl_uvm (vendor_id {ids}, user_id {ids}, month DATE, "
-                         f"first_join_at {ts}, orders INTEGER, first_lines INTEGER, revenue {money}, "
-                         f"first_order_at {ts}, last_order_at {ts}){keep}"))
-    conn.execute(sa.text("DELETE FROM etl_uvm"))
+    ids, ts = id_ts(conn)
+    temp_table(conn, "etl_uvm", f"vendor_id {ids}, user_id {ids}, month DATE, first_join_at {ts}, orders INTEGER, "
+                                f"first_lines INTEGER, revenue NUMERIC, first_order_at {ts}, last_order_at {ts}")
 
 
 def refresh_user_months(conn, only_touched: bool, tz: str) -> None:
