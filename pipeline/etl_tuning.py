@@ -30,7 +30,7 @@ def batch_memory(conn):
 @contextmanager
 def lines_indexed_afterwards(conn):
     """Recreate the order lines empty and without indexes, fill them, then sort each index once:
-    appending rows and sorting each key once beats updating seven B-trees per row (and replaces
+    appending rows and sorting each key once beats updating six B-trees per row (and replaces
     the (order_id, line_no) primary key of databases built by older versions). In the rebuild's
     transaction: SQLite readers keep seeing the old lines until it commits, PostgreSQL readers
     wait for it (as they did for TRUNCATE)."""

@@ -18,7 +18,7 @@ import uuid
 import pandas as pd
 import sqlalchemy as sa
 
-from data_access.dialect import project_table
+from data_access.dialect import project_table, to_utc_naive
 from data_access.meta import get_meta, set_meta
 from data_access.schema import groups_carts, orders
 from data_access.operations import naive_utc
@@ -190,25 +190,19 @@ def test_orders_and_memberships_moved_to_other_months_leave_no_stale_user_month(
                 .order_by(orders.c.created_at.desc(), orders.c.id).limit(1)).one())
         for (order, created), days in zip(moved, (40, 75)):
             conn.execute(sa.update(orders).where(orders.c.id == order).values(
-                created_at=naive(created) - dt.timedelta(days=days), updated_at=now))
+                created_at=to_utc_naive(created) - dt.timedelta(days=days), updated_at=now))
         member, joined = conn.execute(sa.select(groups_carts.c.id, groups_carts.c.created_at).where(
             groups_carts.c.deleted_at.is_(None)).order_by(groups_carts.c.created_at.desc(), groups_carts.c.id)
             .limit(1)).one()
         first = conn.execute(sa.select(sa.func.min(groups_carts.c.created_at))).scalar()
         conn.execute(sa.update(groups_carts).where(groups_carts.c.id == member).values(  # into the first month
-            created_at=naive(first) + dt.timedelta(minutes=1), updated_at=now))
+            created_at=to_utc_naive(first) + dt.timedelta(minutes=1), updated_at=now))
     etl.run_once(engine, TZ)
     got = per_entity(engine)
     assert not any(a.equals(b) for a, b in zip(got[1:], before[1:])), "the moves did not reach the user months"
     etl.rebuild(engine, TZ)
     for a, b in zip(got, per_entity(engine)):
         pd.testing.assert_frame_equal(a, b)
-
-
-def naive(ts) -> dt.datetime:
-    """A stored timestamp as naive UTC, whichever backend returned it."""
-    return pd.Timestamp(ts).tz_convert("UTC").tz_localize(None).to_pydatetime() if pd.Timestamp(ts).tzinfo \
-        else pd.Timestamp(ts).to_pydatetime()
 
 
 class Follower:
