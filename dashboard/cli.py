@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help="overrides DATABASE_URL")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("init-db", help="create missing tables (never alters existing ones)")
+    sub.add_parser("compact", help="rewrite the SQLite file defragmented with 64 KiB pages (app and ETL stopped)")
     s = sub.add_parser("seed", help="generate and load demo data")
     s.add_argument("--scale", type=_positive(float), default=None, help="1 = ChipChip's size (default DEMO_SCALE)")
     s.add_argument("--seed", type=int, default=None)
@@ -117,6 +118,24 @@ def cmd_init_db(settings, args):
     print(f"created {len(created)} tables: {', '.join(created) or '(none, all present)'}")
     from pipeline.group_tracking import install
     print(f"group tracking installed ({install(engine, settings.nearing_expiry_hours):,} groups derived)")
+
+
+def cmd_compact(settings, args):
+    """A SQLite file made before large pages (or fragmented by rebuilds) gets them, rows untouched."""
+    from dashboard.progress import Progress
+    from data_access.sqlite_file import DatabaseInUse, compact, sqlite_path
+    path = sqlite_path(settings.database_url)
+    if path is None:
+        raise CliError("compact rewrites the SQLite file; PostgreSQL keeps its own 8 KiB pages (VACUUM there)")
+    if not path.exists():
+        raise CliError(f"no database file at {path}")
+    bar = Progress("compact", 1.0)
+    try:
+        old, new = compact(path, progress=lambda d, t: bar.update(d / max(t, 1), f"{d / 1e6:,.0f} MB written"))
+    except DatabaseInUse as exc:
+        raise CliError(str(exc)) from None
+    bar.close()
+    print(f"compacted {path}: pages {old:,} -> {new:,} bytes, {path.stat().st_size / 1e6:,.0f} MB")
 
 
 def cmd_seed(settings, args):
@@ -226,7 +245,7 @@ def cmd_alerts(settings, args):
     print(log.to_string(index=False) if len(log) else "no alerts fired")
 
 
-COMMANDS = {"bench": cmd_bench, "init-db": cmd_init_db, "seed": cmd_seed, "etl": cmd_etl, "run": cmd_run, "refunds": cmd_refunds,
+COMMANDS = {"bench": cmd_bench, "init-db": cmd_init_db, "compact": cmd_compact, "seed": cmd_seed, "etl": cmd_etl, "run": cmd_run, "refunds": cmd_refunds,
             "sweep": cmd_sweep, "simulate": cmd_simulate, "alerts": cmd_alerts}
 
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import sqlalchemy as sa
 
+from data_access import sqlite_file
 from data_access import accounts, pipeline_tables, project_tables  # noqa: F401  (register project tables on metadata)
 from data_access.schema import PROJECT_SCHEMA, SOURCE_TABLES, metadata, orders
 
@@ -15,21 +15,23 @@ class DatabaseUnavailable(RuntimeError):
 
 
 def make_engine(url: str, statement_timeout_ms: int | None = None) -> sa.Engine:
-    """Build an engine for `url`. SQLite: WAL so readers never wait for the ETL writer.
+    """Build an engine for `url`. SQLite: WAL so readers never wait for the ETL writer, and
+    large pages in a new file (data_access/sqlite_file.py says why).
 
     PostgreSQL: sessions run in UTC (timestamps are stored in UTC) with a statement timeout so
     a runaway query cannot hang a page.
     """
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file.sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         engine = engine.execution_options(schema_translate_map={PROJECT_SCHEMA: None})
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA page_size={sqlite_file.PAGE_SIZE}")  # takes effect only on a new file
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA cache_size=-131072")
