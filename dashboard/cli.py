@@ -245,8 +245,8 @@ def cmd_alerts(settings, args):
     print(log.to_string(index=False) if len(log) else "no alerts fired")
 
 
-COMMANDS = {"bench": cmd_bench, "init-db": cmd_init_db, "compact": cmd_compact, "seed": cmd_seed, "etl": cmd_etl, "run": cmd_run, "refunds": cmd_refunds,
-            "sweep": cmd_sweep, "simulate": cmd_simulate, "alerts": cmd_alerts}
+COMMANDS = {"bench": cmd_bench, "init-db": cmd_init_db, "compact": cmd_compact, "seed": cmd_seed, "etl": cmd_etl,
+            "run": cmd_run, "refunds": cmd_refunds, "sweep": cmd_sweep, "simulate": cmd_simulate, "alerts": cmd_alerts}
 
 
 def main(argv: list[str] | None = None) -> int:

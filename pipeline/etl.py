@@ -140,20 +140,20 @@ LINE_COLUMNS = ("order_id, line_no, created_at, local_day, updated_at, status, d
 
 
 def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, int, int, int]:
-    """(changed orders, their lines, quarantined, touched groups + users + user months) of one batch."""
+    """(changed orders, their lines, quarantined, touched groups + user months) of one batch."""
     lines, rollup, quarantine = (project_table(conn, t) for t in
                                  ("pulse_order_lines", "pulse_daily_sales", "pulse_quarantine"))
     ids, ts = id_ts(conn)
     for name, columns in (("etl_changed", f"order_id {ids} PRIMARY KEY, created_at {ts}"),
                           ("etl_bad", f"order_id {ids} PRIMARY KEY"), ("etl_days", "day DATE PRIMARY KEY"),
-                          ("etl_groups", f"group_id {ids} PRIMARY KEY"), ("etl_users", f"user_id {ids} PRIMARY KEY")):
+                          ("etl_groups", f"group_id {ids} PRIMARY KEY")):
         temp_table(conn, name, columns)
     lo_hi = {"lo": bind_ts(conn, lo), "hi": bind_ts(conn, hi)}
     conn.execute(sa.text(CHANGED_SQL), lo_hi)
     analyze_temp(conn, "etl_changed")
     n_orders, since = conn.execute(sa.text("SELECT COUNT(*), MIN(created_at) FROM etl_changed")).one()
     lo_hi["since"] = since if since is not None else bind_ts(conn, EPOCH)
-    collect_touched(conn, lo_hi, before_lines=True)
+    collect_touched(conn, lo_hi, before_lines=True, tz=tz)
     in_changed = "IN (SELECT order_id FROM etl_changed)"
     conn.execute(sa.text(f"DELETE FROM {lines} WHERE order_id {in_changed}"))
 
@@ -161,14 +161,13 @@ def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, in
     conn.execute(sa.text(f"DELETE FROM {quarantine} WHERE source_table = 'orders' AND source_id IN "
                          f"(SELECT order_id{cast} FROM etl_changed)"))
     n_bad = _validate_and_insert(conn, changed_orders(conn), {"since": lo_hi["since"]}, tz)
-    collect_touched(conn, lo_hi, before_lines=False)
+    collect_touched(conn, lo_hi, before_lines=False, tz=tz)
     conn.execute(sa.text(f"DELETE FROM {rollup} WHERE local_day IN (SELECT day FROM etl_days)"))
     _rollup(conn, "local_day IN (SELECT day FROM etl_days)")
     refresh_group_facts(conn, only_touched=True)
-    refresh_user_months(conn, only_touched=True, tz=tz)
+    refresh_user_months(conn, tz, lo_hi)
     n_lines = conn.execute(sa.text(f"SELECT COUNT(*) FROM {lines} WHERE order_id {in_changed}")).scalar_one()
-    touched = conn.execute(sa.text("SELECT (SELECT COUNT(*) FROM etl_groups) + (SELECT COUNT(*) FROM etl_users) "
-                                   "+ (SELECT COUNT(*) FROM etl_user_months)"))
+    touched = conn.execute(sa.text("SELECT (SELECT COUNT(*) FROM etl_groups) + (SELECT COUNT(*) FROM etl_user_months)"))
     return n_orders, n_lines, n_bad, touched.scalar_one()
 
 
@@ -217,7 +216,7 @@ def ensure_per_entity_tables(engine: sa.Engine, tz: str) -> bool:
 def _refresh_all_per_entity(conn, tz: str) -> None:
     """Every group's facts and every user's months from the current lines, then statistics."""
     refresh_group_facts(conn, only_touched=False)
-    refresh_user_months(conn, only_touched=False, tz=tz)
+    refresh_user_months(conn, tz)
     analyze(conn)
     set_meta(conn, PER_ENTITY_KEY, PER_ENTITY_VERSION)
 

@@ -6,12 +6,13 @@ recomputes their rows from the source tables (and the order lines just written),
 after any sequence of batches equals a full rebuild. A rebuild computes everything in one
 statement each.
 
-A user month is touched in one of two ways:
+A user month is touched, and recomputed alone, in one of three ways:
 - through an order: the months of the changed orders' old and new lines (an order moved to
-  another month touches both), recomputed alone;
-- through a membership: a changed groups_carts row, or any member of a changed group (left,
-  deleted, moved). Which month such a row counted in before is not kept, so the user's whole
-  history is recomputed.
+  another month touches both);
+- through a membership: the month of a changed groups_carts row, or of any membership of a
+  changed group (left, deleted, moved to another deal), as they are now;
+- through a membership that moved to another month: the month it left is not kept, but there
+  the stored first join no longer matches any live membership of that user and vendor.
 """
 from __future__ import annotations
 
@@ -28,12 +29,32 @@ UNION SELECT group_id FROM groups_carts WHERE updated_at > :lo AND updated_at <=
 UNION SELECT gc.group_id FROM orders o JOIN groups_carts gc ON gc.id = o.groups_carts_id WHERE {changed}
 """
 
-# Users whose memberships changed: their whole history (the old month of a row is not kept).
-TOUCHED_USERS_SQL = """
-INSERT INTO etl_users (user_id)
-SELECT user_id FROM groups_carts WHERE updated_at > :lo AND updated_at <= :hi
-UNION SELECT user_id FROM groups_carts
-      WHERE group_id IN (SELECT id FROM groups WHERE updated_at > :lo AND updated_at <= :hi)
+# The months of the changed memberships and of every membership of a changed group, as they are now.
+MEMBERSHIP_MONTHS_SQL = """
+INSERT INTO etl_user_months (user_id, month)
+SELECT gc.user_id, {month} FROM groups_carts gc WHERE gc.updated_at > :lo AND gc.updated_at <= :hi
+UNION SELECT gc.user_id, {month} FROM groups_carts gc
+      WHERE gc.group_id IN (SELECT id FROM groups WHERE updated_at > :lo AND updated_at <= :hi)
+EXCEPT SELECT user_id, month FROM etl_user_months
+"""
+
+# A stored month whose first join is no longer a live membership of that user and vendor: a
+# changed membership moved out of it, so it is recomputed. Only the changed memberships' users
+# and vendors are looked at (seeks on the table's key); the vendor comes from the deal, so a
+# membership of a group deleted in the same batch counts too. A deal moved to another vendor in
+# the same batch as its member's join time would go unseen; ChipChip edits neither.
+STALE_JOIN_MONTHS_SQL = """
+INSERT INTO etl_user_months (user_id, month)
+SELECT x.user_id, x.month
+FROM (SELECT DISTINCT gc.user_id, p.vendor_id FROM groups_carts gc JOIN groups g ON g.id = gc.group_id
+      JOIN group_deals gd ON gd.id = g.group_deals_id JOIN products p ON p.id = gd.product_id
+      WHERE gc.updated_at > :lo AND gc.updated_at <= :hi) uv
+CROSS JOIN {uvm} x
+WHERE x.vendor_id = uv.vendor_id AND x.user_id = uv.user_id AND x.first_join_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM groups_carts gc JOIN {facts} f ON f.group_id = gc.group_id
+                  WHERE gc.user_id = x.user_id AND gc.created_at = x.first_join_at
+                    AND gc.deleted_at IS NULL AND f.vendor_id = x.vendor_id)
+EXCEPT SELECT user_id, month FROM etl_user_months
 """
 
 # Users and local days of the changed orders' lines, before they are deleted and after they
@@ -67,26 +88,24 @@ def analyze(conn) -> None:
             conn.execute(sa.text(f"ANALYZE {project_table(conn, table)}"))
 
 
-def collect_touched(conn, lo_hi: dict, before_lines: bool) -> None:
-    """Fill etl_groups / etl_users, and etl_line_keys with the changed orders' old lines, before
+def collect_touched(conn, lo_hi: dict, before_lines: bool, tz: str) -> None:
+    """Fill etl_groups, and etl_line_keys with the changed orders' old lines, before
     these are deleted; after the new lines are written, add theirs and derive etl_days and
-    etl_user_months from both."""
+    etl_user_months from both, and add the changed memberships' months."""
     keys = LINE_KEYS_SQL.format(lines=project_table(conn, "pulse_order_lines"))
     if before_lines:
         for name, second in (("etl_user_months", "month"), ("etl_line_keys", "local_day")):
             _pairs_temp(conn, name, second)
         conn.execute(sa.text(TOUCHED_GROUPS_SQL.format(changed=changed_orders(conn))), lo_hi)
         analyze_temp(conn, "etl_groups")
-        conn.execute(sa.text(TOUCHED_USERS_SQL), lo_hi)
-        analyze_temp(conn, "etl_users")
         conn.execute(sa.text(keys))
         return
     conn.execute(sa.text(keys))
     conn.execute(sa.text("INSERT INTO etl_days (day) SELECT DISTINCT local_day FROM etl_line_keys"))
     conn.execute(sa.text(f"INSERT INTO etl_user_months (user_id, month) SELECT DISTINCT user_id, "
-                         f"{_month(conn, 'local_day')} FROM etl_line_keys "
-                         "WHERE user_id NOT IN (SELECT user_id FROM etl_users)"))  # whole histories cover them
-    analyze_temp(conn, "etl_user_months")
+                         f"{_month(conn, 'local_day')} FROM etl_line_keys"))
+    join_month = _month(conn, local_date_sql(conn, "gc.created_at", tz))
+    conn.execute(sa.text(MEMBERSHIP_MONTHS_SQL.format(month=join_month)), lo_hi)
 
 
 def _pairs_temp(conn, name: str, second: str) -> None:
@@ -166,24 +185,28 @@ def _staging(conn) -> None:
                                 f"first_lines INTEGER, revenue NUMERIC, first_order_at {ts}, last_order_at {ts}")
 
 
-def refresh_user_months(conn, only_touched: bool, tz: str) -> None:
-    """Recompute pulse_user_vendor_months and pulse_user_months for etl_users' whole histories
-    and etl_user_months' months (or everyone), after the group facts (they say which groups are
-    live and whose they are).
+def refresh_user_months(conn, tz: str, batch: dict | None = None) -> None:
+    """Recompute pulse_user_vendor_months and pulse_user_months for etl_user_months' months and
+    the stale ones of the batch (its :lo / :hi), or everyone (no batch), after the group facts
+    (they say which groups are live and whose they are).
 
     One pass over memberships and one over order lines, per vendor; the all-vendor rows are
     sums of those, except the order count: an order's first line (line_no 0 or 1) belongs to
     exactly one vendor, so counting first lines counts each order once.
     """
-    scopes = ("users", "months") if only_touched else ("all",)
+    scope = "all" if batch is None else "months"
+    if batch is not None:
+        conn.execute(sa.text(STALE_JOIN_MONTHS_SQL.format(uvm=project_table(conn, "pulse_user_vendor_months"),
+                                                          facts=project_table(conn, "pulse_group_facts"))),
+                     {"lo": batch["lo"], "hi": batch["hi"]})
+        analyze_temp(conn, "etl_user_months")
     _staging(conn)
-    activity = " UNION ALL ".join(_activity(conn, scope, tz) for scope in scopes)
     conn.execute(sa.text(f"""
 INSERT INTO etl_uvm (vendor_id, user_id, month, first_join_at, orders, first_lines, revenue, first_order_at,
                      last_order_at)
 SELECT vendor_id, user_id, month, MIN(first_join_at), SUM(orders), SUM(first_lines), SUM(revenue),
        MIN(first_order_at), MAX(last_order_at)
-FROM ({activity}) x
+FROM ({_activity(conn, scope, tz)}) x
 GROUP BY vendor_id, user_id, month"""))
     cohort = _month(conn, local_date_sql(conn, "u.created_at", tz))
     columns = "user_id, month, cohort, signup_at, first_join_at, orders, revenue, first_order_at, last_order_at"
@@ -196,19 +219,18 @@ GROUP BY vendor_id, user_id, month"""))
              f"SUM(x.revenue), MIN(x.first_order_at), MAX(x.last_order_at) FROM etl_uvm x "
              f"JOIN users u ON u.id = x.user_id GROUP BY x.user_id, x.month, u.created_at")):
         target = project_table(conn, table)
-        for scope in scopes:
-            conn.execute(sa.text(f"DELETE FROM {target} WHERE {OLD_ROWS[scope]}"))
+        conn.execute(sa.text(f"DELETE FROM {target} WHERE {OLD_ROWS[scope]}"))
         vendor = "vendor_id, " if table == "pulse_user_vendor_months" else ""
         conn.execute(sa.text(f"INSERT INTO {target} ({vendor}{columns}) {select}"))
 
 
-OLD_ROWS = {"all": "user_id IS NOT NULL", "users": "user_id IN (SELECT user_id FROM etl_users)",
+OLD_ROWS = {"all": "user_id IS NOT NULL",
             "months": "(user_id, month) IN (SELECT user_id, month FROM etl_user_months)"}
 
 
 def _activity(conn, scope: str, tz: str) -> str:
-    """Memberships and completed order lines per vendor x user x month, for everyone ("all"),
-    etl_users' whole histories ("users") or etl_user_months' months ("months")."""
+    """Memberships and completed order lines per vendor x user x month, for everyone ("all") or
+    etl_user_months' months ("months")."""
     lines, facts = project_table(conn, "pulse_order_lines"), project_table(conn, "pulse_group_facts")
     join_month = _month(conn, local_date_sql(conn, "gc.created_at", tz))
     line_month = _month(conn, "l.local_day")
@@ -217,12 +239,11 @@ def _activity(conn, scope: str, tz: str) -> str:
                        f"WHERE gc.user_id = p.user_id AND {join_month} = p.month")
         completed = f"etl_user_months p CROSS JOIN {lines} l WHERE l.user_id = p.user_id AND {line_month} = p.month"
     else:
-        who = "IS NOT NULL" if scope == "all" else OLD_ROWS["users"].removeprefix("user_id ")
         # Everyone: read the lines in table order (SQLite would fetch each completed line through
         # the status index, one random page read per line once the table outgrows memory).
-        scan = " NOT INDEXED" if conn.dialect.name == "sqlite" and scope == "all" else ""
-        memberships = f"groups_carts gc JOIN {facts} f ON f.group_id = gc.group_id WHERE gc.user_id {who}"
-        completed = f"{lines} l{scan} WHERE l.user_id {who}"
+        scan = " NOT INDEXED" if conn.dialect.name == "sqlite" else ""
+        memberships = f"groups_carts gc JOIN {facts} f ON f.group_id = gc.group_id WHERE gc.user_id IS NOT NULL"
+        completed = f"{lines} l{scan} WHERE l.user_id IS NOT NULL"
     return f"""
 SELECT f.vendor_id, gc.user_id, {join_month} AS month, MIN(gc.created_at) AS first_join_at, 0 AS orders,
        0 AS first_lines, 0 AS revenue, NULL AS first_order_at, NULL AS last_order_at

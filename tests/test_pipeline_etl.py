@@ -20,11 +20,11 @@ import sqlalchemy as sa
 
 from data_access.dialect import project_table, to_utc_naive
 from data_access.meta import get_meta, set_meta
-from data_access.schema import groups_carts, orders
+from data_access.schema import groups_carts, orders, users
 from data_access.operations import naive_utc
 from pipeline import etl
 from tests.conftest import END, TZ
-from tests.test_pipeline_groups import frame, seeded_fresh
+from tests.test_pipeline_groups import frame, naive, seeded_fresh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BAD = {  # order id -> the reason the ETL must give
@@ -176,7 +176,7 @@ def test_membership_and_group_changes_alone_reach_the_per_entity_tables(fresh_db
 
 def test_orders_and_memberships_moved_to_other_months_leave_no_stale_user_month(fresh_db, backend):
     """A batch recomputes only the user months its orders touch, old and new month alike, and a
-    changed membership's whole history: moving a group order, an individual order and the
+    changed membership's months: moving a group order, an individual order and the
     newest membership into earlier months must end like a rebuild (no row left in the old
     month, a row in the new one)."""
     engine = seeded_fresh(fresh_db, backend, 7)
@@ -200,6 +200,37 @@ def test_orders_and_memberships_moved_to_other_months_leave_no_stale_user_month(
     etl.run_once(engine, TZ)
     got = per_entity(engine)
     assert not any(a.equals(b) for a, b in zip(got[1:], before[1:])), "the moves did not reach the user months"
+    etl.rebuild(engine, TZ)
+    for a, b in zip(got, per_entity(engine)):
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_first_join_moved_to_another_month_leaves_no_stale_first_join(fresh_db, backend):
+    """The month a membership leaves is not kept anywhere: when it was the user's only join that
+    month and has no order (an order would bring that month along), the stored row's first join
+    must still go, as a rebuild has none there."""
+    engine = seeded_fresh(fresh_db, backend, 9)
+    with engine.connect() as conn:
+        group, opened = conn.execute(sa.text(  # a live group from the middle of the history
+            "SELECT id, created_at FROM groups WHERE deleted_at IS NULL ORDER BY created_at, id")).all()[100]
+        first = conn.execute(sa.select(sa.func.min(groups_carts.c.created_at))).scalar()
+    first, joined = naive(first).to_pydatetime(), naive(opened).to_pydatetime() + dt.timedelta(minutes=5)
+    user, member = str(uuid.uuid4()), str(uuid.uuid4())
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    with engine.begin() as conn:  # a new user joins it and does not pay
+        conn.execute(sa.insert(users), [dict(id=user, name="Hana", created_at=first - dt.timedelta(days=1),
+                                             updated_at=now)])
+        conn.execute(sa.insert(groups_carts), [dict(id=member, group_id=str(group), user_id=user, quantity=1,
+                                                    status="PENDING", created_at=joined, updated_at=now)])
+    etl.run_once(engine, TZ)
+    rows = per_entity(engine)[2]
+    assert len(rows[rows["user_id"] == user]) == 1  # that month, with its first join
+    with engine.begin() as conn:
+        conn.execute(sa.update(groups_carts).where(groups_carts.c.id == member).values(
+            created_at=first + dt.timedelta(minutes=1), updated_at=now + dt.timedelta(seconds=1)))
+    etl.run_once(engine, TZ)
+    got = per_entity(engine)
+    assert not got[2][got[2]["user_id"] == user].equals(rows[rows["user_id"] == user])
     etl.rebuild(engine, TZ)
     for a, b in zip(got, per_entity(engine)):
         pd.testing.assert_frame_equal(a, b)
