@@ -96,7 +96,8 @@ def run(scale: float = 1.0, db: str = "sqlite", url: str | None = None, repeat: 
     settings = Settings(database_url=url, secret_key="bench", require_login=False, warm_cache=False,
                         statement_timeout_ms=600_000)  # measure the real cost, not a timeout message
     tz = settings.timezone
-    results: dict = {"scale": scale, "db": db, "callbacks": {}, "uncached": {}, "naive": {}, "pages": {}}
+    results: dict = {"scale": scale, "db": _db_label(db, url), "callbacks": {}, "uncached": {}, "naive": {},
+                     "pages": {}}
     bar = Progress(f"bench scale={scale:g} {db}", 1.0)
 
     # Cold first page load: a new app (empty cache), the shell + the overview's first callbacks.
@@ -167,11 +168,19 @@ def run(scale: float = 1.0, db: str = "sqlite", url: str | None = None, repeat: 
     return results
 
 
+def _db_label(db: str, url: str) -> str:
+    """'sqlite (64 KiB pages)': a file made before large pages reads slower until `compact`."""
+    from data_access.sqlite_file import page_size, sqlite_path
+    path = sqlite_path(url)
+    return f"{db} ({page_size(path) // 1024} KiB pages)" if path is not None and path.exists() else db
+
+
 def run_etl(scale: float = 1.0, db: str = "sqlite", url: str | None = None, json_path: str | None = None) -> dict:
     """Only the ETL part of the bench (a full run at scale 10 takes most of an hour)."""
     url = prepare_database(scale, db, url)
     shown = sa_url.make_url(url).render_as_string(hide_password=True)
-    results = {"scale": scale, "db": db, "database": shown, **_etl_in_child(url, Settings(database_url=url).timezone)}
+    results = {"scale": scale, "db": _db_label(db, url), "database": shown,
+               **_etl_in_child(url, Settings(database_url=url).timezone)}
     _write_json(results, json_path)
     return results
 

@@ -194,12 +194,22 @@ def cmd_run(settings, args):
         svc = app.server.extensions["pulse"]
         init_db(svc.engine)
         etl.ensure_per_entity_tables(svc.engine, settings.timezone)  # a demo file from an older version
+        _hint_small_pages(settings.database_url)
     if settings.is_demo and settings.require_login:
         from dashboard.auth import ensure_demo_accounts
         for username, password, role in ensure_demo_accounts(svc.engine):
             print(f"demo {role} account: {username} / {password}  (shown once; change with "
                   f"`python -m dashboard users set-password {username}`)", flush=True)
     app.run(host=args.host, port=args.port, debug=args.debug)
+
+
+def _hint_small_pages(url: str) -> None:
+    """A demo file made before large pages works, only slower on cold reads: say how to fix it."""
+    from data_access.sqlite_file import PAGE_SIZE, page_size, sqlite_path
+    path = sqlite_path(url)
+    if path is not None and path.exists() and page_size(path) < PAGE_SIZE:
+        print(f"note: {path} has {page_size(path) // 1024} KiB pages; with the app stopped, "
+              "`python -m dashboard compact` makes cold pages and ETL rebuilds faster", flush=True)
 
 
 def cmd_refunds(settings, args):
