@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from data_access.dialect import local_date_sql, project_table
 from data_access.group_facts import PAID
 from data_access.groups import deadline_sql
+from data_access.project_tables import order_lines
 
 TOUCHED_GROUPS_SQL = """
 INSERT INTO etl_groups (group_id)
@@ -228,6 +229,18 @@ OLD_ROWS = {"all": "user_id IS NOT NULL",
             "months": "(user_id, month) IN (SELECT user_id, month FROM etl_user_months)"}
 
 
+def _completed_lines_scan(conn) -> str:
+    """How SQLite reads every completed line: through the per-user index when it holds every
+    column used (fewer pages than the table, laid out in order: 14-20 s instead of 20-31 s at
+    scale 10), else the table in order (an older database's narrower index would cost one
+    random table read per line)."""
+    if conn.dialect.name != "sqlite":
+        return ""
+    index = next(i for i in order_lines.indexes if i.name == "ix_pol_status_user")
+    have = {row[2] for row in conn.exec_driver_sql(f"PRAGMA index_info('{index.name}')")}
+    return f" INDEXED BY {index.name}" if {c.name for c in index.columns} <= have else " NOT INDEXED"
+
+
 def _activity(conn, scope: str, tz: str) -> str:
     """Memberships and completed order lines per vendor x user x month, for everyone ("all") or
     etl_user_months' months ("months")."""
@@ -239,9 +252,7 @@ def _activity(conn, scope: str, tz: str) -> str:
                        f"WHERE gc.user_id = p.user_id AND {join_month} = p.month")
         completed = f"etl_user_months p CROSS JOIN {lines} l WHERE l.user_id = p.user_id AND {line_month} = p.month"
     else:
-        # Everyone: read the lines in table order (SQLite would fetch each completed line through
-        # the status index, one random page read per line once the table outgrows memory).
-        scan = " NOT INDEXED" if conn.dialect.name == "sqlite" else ""
+        scan = _completed_lines_scan(conn)
         memberships = f"groups_carts gc JOIN {facts} f ON f.group_id = gc.group_id WHERE gc.user_id IS NOT NULL"
         completed = f"{lines} l{scan} WHERE l.user_id IS NOT NULL"
     return f"""
