@@ -2,14 +2,15 @@
 
 Whole-history work (the ETL rebuild, a cold first page, freeing the old derived tables) reads
 pages scattered over the file. On this class of VM the disk serves about a thousand random
-reads a second whatever their size, so 64 KiB pages move sixteen times the data per read than
-SQLite's default 4 KiB. Measured on the scale-1 file, cold (README "Performance").
+reads a second whatever their size, so 64 KiB pages move sixteen times as much data per read
+as SQLite's default 4 KiB. Measured on the scale-1 file, cold (README "Performance").
 """
 from __future__ import annotations
 
 import os
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 PAGE_SIZE = 65536
@@ -28,7 +29,7 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def page_size(path: Path) -> int:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         return conn.execute("PRAGMA page_size").fetchone()[0]
 
 
@@ -69,7 +70,7 @@ def compact(path: Path, progress=lambda done, total: None) -> tuple[int, int]:
         raise
     finally:
         conn.close()
-    with sqlite3.connect(path) as fresh:
+    with closing(sqlite3.connect(path)) as fresh:
         fresh.execute("PRAGMA journal_mode=WAL")
         size = path.stat().st_size
         progress(size, size)
