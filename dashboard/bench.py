@@ -170,9 +170,9 @@ def run(scale: float = 1.0, db: str = "sqlite", url: str | None = None, repeat: 
 
 def _db_label(db: str, url: str) -> str:
     """'sqlite (64 KiB pages)': a file made before large pages reads slower until `compact`."""
-    from data_access.sqlite_file import page_size, sqlite_path
-    path = sqlite_path(url)
-    return f"{db} ({page_size(path) // 1024} KiB pages)" if path is not None and path.exists() else db
+    from data_access.sqlite_file import url_page_size
+    size = url_page_size(url)
+    return f"{db} ({size // 1024} KiB pages)" if size else db
 
 
 def run_etl(scale: float = 1.0, db: str = "sqlite", url: str | None = None, json_path: str | None = None) -> dict:

@@ -205,10 +205,10 @@ def cmd_run(settings, args):
 
 def _hint_small_pages(url: str) -> None:
     """A demo file made before large pages works, only slower on cold reads: say how to fix it."""
-    from data_access.sqlite_file import PAGE_SIZE, page_size, sqlite_path
-    path = sqlite_path(url)
-    if path is not None and path.exists() and page_size(path) < PAGE_SIZE:
-        print(f"note: {path} has {page_size(path) // 1024} KiB pages; with the app stopped, "
+    from data_access.sqlite_file import PAGE_SIZE, sqlite_path, url_page_size
+    size = url_page_size(url)
+    if size and size < PAGE_SIZE:
+        print(f"note: {sqlite_path(url)} has {size // 1024} KiB pages; with the app stopped, "
               "`python -m dashboard compact` makes cold pages and ETL rebuilds faster", flush=True)
 
 

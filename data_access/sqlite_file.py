@@ -33,6 +33,16 @@ def page_size(path: Path) -> int:
         return conn.execute("PRAGMA page_size").fetchone()[0]
 
 
+def url_page_size(url: str) -> int | None:
+    """The page size of the SQLite file behind `url`, if there is one yet."""
+    path = sqlite_path(url)
+    return page_size(path) if path is not None and path.exists() else None
+
+
+def _in_use(path: Path) -> DatabaseInUse:
+    return DatabaseInUse(f"{path} is in use; stop the dashboard and the ETL, then run compact again")
+
+
 def compact(path: Path, progress=lambda done, total: None) -> tuple[int, int]:
     """Rewrite the file defragmented with PAGE_SIZE pages; returns (old, new) page size.
 
@@ -48,7 +58,7 @@ def compact(path: Path, progress=lambda done, total: None) -> tuple[int, int]:
     try:
         old = conn.execute("PRAGMA page_size").fetchone()[0]
         if conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0] != "delete":
-            raise DatabaseInUse(f"{path} is in use; stop the dashboard and the ETL, then run compact again")
+            raise _in_use(path)
         conn.execute("PRAGMA locking_mode=EXCLUSIVE")
         conn.execute("BEGIN EXCLUSIVE")  # taken now, kept by locking_mode until the connection closes
         conn.execute("COMMIT")
@@ -66,7 +76,7 @@ def compact(path: Path, progress=lambda done, total: None) -> tuple[int, int]:
     except sqlite3.OperationalError as exc:
         target.unlink(missing_ok=True)
         if "locked" in str(exc):
-            raise DatabaseInUse(f"{path} is in use; stop the dashboard and the ETL, then run compact again") from None
+            raise _in_use(path) from None
         raise
     finally:
         conn.close()
