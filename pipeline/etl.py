@@ -111,6 +111,7 @@ WHERE {selected} AND o.deleted_at IS NULL AND gc.deleted_at IS NULL
 """
 
 # An individual order's total is shared out over its items by list value (quantity x price).
+# {orders}: how a rebuild reads one month of orders on SQLite (see _orders_by_creation).
 INDIVIDUAL_LINES_SQL = """
 SELECT id, line_no, created_at, day, updated_at, status, 'individual', payment_method, user_id,
        NULL, NULL, product_id, vendor_id, category_id, quantity,
@@ -122,7 +123,7 @@ FROM (
          i.quantity * COALESCE(sd.price, 0) AS item_value,
          SUM(i.quantity * COALESCE(sd.price, 0)) OVER (PARTITION BY o.id) AS cart_value,
          COUNT(*) OVER (PARTITION BY o.id) AS n_items
-  FROM orders o
+  FROM {orders}
   JOIN carts c ON c.id = o.personal_cart_id
   JOIN personal_cart_items i ON i.cart_id = c.id AND i.deleted_at IS NULL
   JOIN products p ON p.id = i.product_id
@@ -171,7 +172,7 @@ def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, in
     return n_orders, n_lines, n_bad, touched.scalar_one()
 
 
-def _validate_and_insert(conn, selected: str, params: dict, tz: str) -> int:
+def _validate_and_insert(conn, selected: str, params: dict, tz: str, orders: str = "orders o") -> int:
     """Quarantine the selected orders that cannot be reported, insert lines for the others."""
     lines, quarantine = project_table(conn, "pulse_order_lines"), project_table(conn, "pulse_quarantine")
     now = bind_ts(conn, dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
@@ -187,8 +188,8 @@ def _validate_and_insert(conn, selected: str, params: dict, tz: str) -> int:
         conn.execute(sa.text("INSERT INTO etl_bad (order_id) VALUES (:id)"), [{"id": i} for i, _ in bad])
     day = local_date_sql(conn, "o.created_at", tz)
     for template in (GROUP_LINES_SQL, INDIVIDUAL_LINES_SQL):
-        conn.execute(sa.text(f"INSERT INTO {lines} ({LINE_COLUMNS}) {template.format(day=day, selected=selected)}"),
-                     params)
+        sql = template.format(day=day, selected=selected, orders=orders)
+        conn.execute(sa.text(f"INSERT INTO {lines} ({LINE_COLUMNS}) {sql}"), params)
     return len(bad)
 
 
@@ -295,6 +296,13 @@ def _load_all_lines(conn, tz: str, result: EtlResult, progress) -> None:
         hi = dt.datetime.combine(nxt, dt.time()) if nxt else dt.datetime(9999, 1, 1)
         result.quarantined += _validate_and_insert(
             conn, "o.created_at >= :c_lo AND o.created_at < :c_hi",
-            {"c_lo": bind_ts(conn, lo), "c_hi": bind_ts(conn, hi)}, tz)
+            {"c_lo": bind_ts(conn, lo), "c_hi": bind_ts(conn, hi)}, tz, _orders_by_creation(conn))
         progress(int(total * (i + 1) / len(months) * 0.9), total)
     result.orders, result.batches = total, len(months)
+
+
+def _orders_by_creation(conn) -> str:
+    """A month of orders through the creation-time index: for the individual lines' window
+    (PARTITION BY o.id) SQLite otherwise walks every order in id order, each month (2.0 s instead
+    of 0.8 s a month at scale 10)."""
+    return "orders o INDEXED BY ix_orders_created_at" if conn.dialect.name == "sqlite" else "orders o"

@@ -191,9 +191,10 @@ def refresh_user_months(conn, tz: str, batch: dict | None = None) -> None:
     the stale ones of the batch (its :lo / :hi), or everyone (no batch), after the group facts
     (they say which groups are live and whose they are).
 
-    One pass over memberships and one over order lines, per vendor; the all-vendor rows are
-    sums of those, except the order count: an order's first line (line_no 0 or 1) belongs to
-    exactly one vendor, so counting first lines counts each order once.
+    Memberships and completed order lines are grouped per vendor in one sort (grouping each
+    and then their union sorted 3.7M rows twice more at scale 10: 42 s instead of 31 s). The
+    all-vendor rows are sums of those, except the order count: an order's first line (line_no
+    0 or 1) belongs to exactly one vendor, so counting first lines counts each order once.
     """
     scope = "all" if batch is None else "months"
     if batch is not None:
@@ -205,8 +206,8 @@ def refresh_user_months(conn, tz: str, batch: dict | None = None) -> None:
     conn.execute(sa.text(f"""
 INSERT INTO etl_uvm (vendor_id, user_id, month, first_join_at, orders, first_lines, revenue, first_order_at,
                      last_order_at)
-SELECT vendor_id, user_id, month, MIN(first_join_at), SUM(orders), SUM(first_lines), SUM(revenue),
-       MIN(first_order_at), MAX(last_order_at)
+SELECT vendor_id, user_id, month, MIN(joined_at), COUNT(DISTINCT order_id), SUM(first_line), SUM(revenue),
+       MIN(ordered_at), MAX(ordered_at)
 FROM ({_activity(conn, scope, tz)}) x
 GROUP BY vendor_id, user_id, month"""))
     cohort = _month(conn, local_date_sql(conn, "u.created_at", tz))
@@ -242,8 +243,8 @@ def _completed_lines_scan(conn) -> str:
 
 
 def _activity(conn, scope: str, tz: str) -> str:
-    """Memberships and completed order lines per vendor x user x month, for everyone ("all") or
-    etl_user_months' months ("months")."""
+    """Memberships and completed order lines, one row each, with their vendor, user and month,
+    for everyone ("all") or etl_user_months' months ("months")."""
     lines, facts = project_table(conn, "pulse_order_lines"), project_table(conn, "pulse_group_facts")
     join_month = _month(conn, local_date_sql(conn, "gc.created_at", tz))
     line_month = _month(conn, "l.local_day")
@@ -256,10 +257,10 @@ def _activity(conn, scope: str, tz: str) -> str:
         memberships = f"groups_carts gc JOIN {facts} f ON f.group_id = gc.group_id WHERE gc.user_id IS NOT NULL"
         completed = f"{lines} l{scan} WHERE l.user_id IS NOT NULL"
     return f"""
-SELECT f.vendor_id, gc.user_id, {join_month} AS month, MIN(gc.created_at) AS first_join_at, 0 AS orders,
-       0 AS first_lines, 0 AS revenue, NULL AS first_order_at, NULL AS last_order_at
-FROM {memberships} AND gc.deleted_at IS NULL GROUP BY f.vendor_id, gc.user_id, {join_month}
+SELECT f.vendor_id, gc.user_id, {join_month} AS month, gc.created_at AS joined_at, NULL AS order_id,
+       0 AS first_line, 0 AS revenue, NULL AS ordered_at
+FROM {memberships} AND gc.deleted_at IS NULL
 UNION ALL
-SELECT l.vendor_id, l.user_id, {line_month}, NULL, COUNT(DISTINCT l.order_id),
-       SUM(CASE WHEN l.line_no <= 1 THEN 1 ELSE 0 END), SUM(l.revenue), MIN(l.created_at), MAX(l.created_at)
-FROM {completed} AND l.status = 'COMPLETED' GROUP BY l.vendor_id, l.user_id, {line_month}"""
+SELECT l.vendor_id, l.user_id, {line_month}, NULL, l.order_id, CASE WHEN l.line_no <= 1 THEN 1 ELSE 0 END,
+       l.revenue, l.created_at
+FROM {completed} AND l.status = 'COMPLETED'"""
