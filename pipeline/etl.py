@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -19,7 +20,10 @@ from data_access.dialect import bind_ts, local_date_sql, project_table, to_utc_n
 from data_access.meta import bump_data_version, get_meta, set_meta
 from pipeline.etl_derived import (analyze, analyze_temp, changed_orders, collect_touched, id_ts, refresh_group_facts,
                                   refresh_user_months, temp_table)
-from pipeline.etl_tuning import batch_memory, lines_indexed_afterwards, missing_line_indexes
+from pipeline.etl_lines import (GROUP_LINES_SQL, INDIVIDUAL_LINES_SQL, LINE_COLUMNS, QUARANTINE_SQL,
+                                orders_by_creation)
+from pipeline.etl_tuning import (batch_memory, group_facts_indexed_afterwards, lines_indexed_afterwards,
+                                 missing_line_indexes)
 
 WATERMARK_KEY = "etl_watermark"
 PER_ENTITY_KEY, PER_ENTITY_VERSION = "per_entity_tables", "1"  # bump when etl_derived's tables change
@@ -76,69 +80,6 @@ UNION SELECT o.id, o.created_at FROM carts c JOIN orders o ON o.personal_cart_id
 UNION SELECT o.id, o.created_at FROM personal_cart_items i JOIN orders o ON o.personal_cart_id = i.cart_id
       WHERE i.updated_at > :lo AND i.updated_at <= :hi
 """
-
-# Validation: why a changed order cannot be reported. Orphans are orders pointing at carts that
-# do not exist; impossible timestamps are updates before creation or creation in the future.
-# Joins rather than NOT EXISTS: PostgreSQL pushed `reason IS NOT NULL` into a scan of every
-# orders partition, rebuilding both lookups as hashes per partition (1.7 s for 40K changed orders).
-QUARANTINE_SQL = """
-SELECT o.id, CASE
-  WHEN o.total_amount < 0 OR o.discount < 0 THEN 'negative amount'
-  WHEN (o.groups_carts_id IS NULL) = (o.personal_cart_id IS NULL) THEN 'order must reference exactly one cart'
-  WHEN o.groups_carts_id IS NOT NULL AND gc.id IS NULL THEN 'orphan: groups_carts row missing'
-  WHEN o.personal_cart_id IS NOT NULL AND c.id IS NULL THEN 'orphan: cart missing'
-  WHEN o.updated_at < o.created_at THEN 'impossible timestamp: updated before created'
-  WHEN o.created_at > :future THEN 'impossible timestamp: created in the future'
-  END AS reason
-FROM orders o
-LEFT JOIN groups_carts gc ON gc.id = o.groups_carts_id
-LEFT JOIN carts c ON c.id = o.personal_cart_id
-WHERE {selected}
-"""
-
-GROUP_LINES_SQL = """
-SELECT o.id, 0, o.created_at, {day}, o.updated_at, o.status, 'group', o.payment_method, gc.user_id,
-       g.id, gd.id, p.id, p.vendor_id, pn.category_id, gc.quantity,
-       COALESCE(o.total_amount, 0), COALESCE(o.total_amount, 0)
-FROM orders o
-JOIN groups_carts gc ON gc.id = o.groups_carts_id
-JOIN groups g ON g.id = gc.group_id
-JOIN group_deals gd ON gd.id = g.group_deals_id
-JOIN products p ON p.id = gd.product_id
-JOIN product_names pn ON pn.id = p.name_id
-WHERE {selected} AND o.deleted_at IS NULL AND gc.deleted_at IS NULL
-  AND o.id NOT IN (SELECT order_id FROM etl_bad)
-"""
-
-# An individual order's total is shared out over its items by list value (quantity x price).
-# {orders}: how a rebuild reads one month of orders on SQLite (see _orders_by_creation).
-INDIVIDUAL_LINES_SQL = """
-SELECT id, line_no, created_at, day, updated_at, status, 'individual', payment_method, user_id,
-       NULL, NULL, product_id, vendor_id, category_id, quantity,
-       CASE WHEN cart_value > 0 THEN total * 1.0 * item_value / cart_value ELSE total * 1.0 / n_items END, total
-FROM (
-  SELECT o.id, ROW_NUMBER() OVER (PARTITION BY o.id ORDER BY i.id) AS line_no, o.created_at,
-         {day} AS day, o.updated_at, o.status, o.payment_method, c.user_id, p.id AS product_id,
-         p.vendor_id, pn.category_id, i.quantity, COALESCE(o.total_amount, 0) AS total,
-         i.quantity * COALESCE(sd.price, 0) AS item_value,
-         SUM(i.quantity * COALESCE(sd.price, 0)) OVER (PARTITION BY o.id) AS cart_value,
-         COUNT(*) OVER (PARTITION BY o.id) AS n_items
-  FROM {orders}
-  JOIN carts c ON c.id = o.personal_cart_id
-  JOIN personal_cart_items i ON i.cart_id = c.id AND i.deleted_at IS NULL
-  JOIN products p ON p.id = i.product_id
-  JOIN product_names pn ON pn.id = p.name_id
-  LEFT JOIN (SELECT product_id, MAX(original_price) AS price FROM single_deals
-             WHERE deleted_at IS NULL GROUP BY product_id) sd ON sd.product_id = p.id
-  WHERE {selected} AND o.deleted_at IS NULL AND c.deleted_at IS NULL
-    AND o.id NOT IN (SELECT order_id FROM etl_bad)
-) x
-"""
-
-LINE_COLUMNS = ("order_id, line_no, created_at, local_day, updated_at, status, deal_type, payment_method, "
-                "user_id, group_id, group_deal_id, product_id, vendor_id, category_id, quantity, revenue, "
-                "order_total")
-
 
 def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, int, int, int]:
     """(changed orders, their lines, quarantined, touched groups + user months) of one batch."""
@@ -216,15 +157,22 @@ def ensure_per_entity_tables(engine: sa.Engine, tz: str) -> bool:
 
 def _refresh_all_per_entity(conn, tz: str) -> None:
     """Every group's facts and every user's months from the current lines, then statistics."""
-    refresh_group_facts(conn, only_touched=False)
+    with group_facts_indexed_afterwards(conn):
+        refresh_group_facts(conn, only_touched=False)
     refresh_user_months(conn, tz)
     analyze(conn)
     set_meta(conn, PER_ENTITY_KEY, PER_ENTITY_VERSION)
 
 
 def run_once(engine: sa.Engine, tz: str, overlap_seconds: float = 300, batch_rows: int = 50_000,
-             progress=lambda done, total: None) -> EtlResult:
-    """Process everything changed since the watermark, batch by batch (each batch commits)."""
+             progress=lambda done, total: None, catch_up_memory: bool = False) -> EtlResult:
+    """Process everything changed since the watermark, batch by batch (each batch commits).
+
+    catch_up_memory: an ETL process of its own (not the app) gives batches the rebuild's memory
+    when a whole batch or more is waiting: a 50K-order batch rewrites index pages all over the
+    order lines, which a 128 MB page cache keeps re-reading (scale 1 30-day replay: 6.9-7.1K ->
+    10.3-10.8K orders/s).
+    """
     result = EtlResult()
     started = time.perf_counter()
     ensure_per_entity_tables(engine, tz)
@@ -236,8 +184,9 @@ def run_once(engine: sa.Engine, tz: str, overlap_seconds: float = 300, batch_row
     if source_max is None or (wm is not None and wm >= source_max):
         return result
     overlap = dt.timedelta(seconds=overlap_seconds)
+    memory = batch_memory if catch_up_memory and todo >= batch_rows else lambda conn: nullcontext()
     while wm is None or wm < source_max:
-        with engine.begin() as conn:
+        with engine.begin() as conn, memory(conn):
             hi = _batch_upper(conn, wm or EPOCH, batch_rows, source_max)
             lo = (wm - overlap) if wm is not None else EPOCH
             n_orders, n_lines, n_bad, touched = _run_batch(conn, lo, hi, tz)
@@ -296,13 +245,7 @@ def _load_all_lines(conn, tz: str, result: EtlResult, progress) -> None:
         hi = dt.datetime.combine(nxt, dt.time()) if nxt else dt.datetime(9999, 1, 1)
         result.quarantined += _validate_and_insert(
             conn, "o.created_at >= :c_lo AND o.created_at < :c_hi",
-            {"c_lo": bind_ts(conn, lo), "c_hi": bind_ts(conn, hi)}, tz, _orders_by_creation(conn))
+            {"c_lo": bind_ts(conn, lo), "c_hi": bind_ts(conn, hi)}, tz, orders_by_creation(conn))
         progress(int(total * (i + 1) / len(months) * 0.9), total)
     result.orders, result.batches = total, len(months)
 
-
-def _orders_by_creation(conn) -> str:
-    """A month of orders through the creation-time index: for the individual lines' window
-    (PARTITION BY o.id) SQLite otherwise walks every order in id order, each month (2.0 s instead
-    of 0.8 s a month at scale 10)."""
-    return "orders o INDEXED BY ix_orders_created_at" if conn.dialect.name == "sqlite" else "orders o"

