@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from data_access import sqlite_file
 from data_access.db import month_starts
 from data_access.dialect import bind_ts, local_date_sql, project_table, to_utc_naive
 from data_access.meta import bump_data_version, get_meta, set_meta
-from pipeline.etl_derived import (analyze, analyze_temp, changed_orders, collect_touched, id_ts, refresh_group_facts,
-                                  refresh_user_months, temp_table)
+from pipeline.etl_derived import (analyze, analyze_temp, changed_orders, collect_touched, id_ts, read_all_reached,
+                                  refresh_group_facts, refresh_user_months, temp_table)
 from pipeline.etl_lines import (GROUP_LINES_SQL, INDIVIDUAL_LINES_SQL, LINE_COLUMNS, QUARANTINE_SQL,
                                 orders_by_creation)
 from pipeline.etl_tuning import (batch_memory, group_facts_indexed_afterwards, lines_indexed_afterwards,
@@ -155,10 +157,10 @@ def ensure_per_entity_tables(engine: sa.Engine, tz: str) -> bool:
     return True
 
 
-def _refresh_all_per_entity(conn, tz: str) -> None:
+def _refresh_all_per_entity(conn, tz: str, reached: list[tuple] | None = None) -> None:
     """Every group's facts and every user's months from the current lines, then statistics."""
     with group_facts_indexed_afterwards(conn):
-        refresh_group_facts(conn, only_touched=False)
+        refresh_group_facts(conn, only_touched=False, reached=reached)
     refresh_user_months(conn, tz)
     analyze(conn)
     set_meta(conn, PER_ENTITY_KEY, PER_ENTITY_VERSION)
@@ -211,17 +213,18 @@ def rebuild(engine: sa.Engine, tz: str, progress=lambda done, total: None) -> Et
     """
     result = EtlResult()
     started = time.perf_counter()
-    with engine.begin() as conn, batch_memory(conn):
+    with engine.begin() as conn, batch_memory(conn), ThreadPoolExecutor(1) as beside:
         for t in DERIVED[1:]:  # all but the lines, recreated below; TRUNCATE is transactional on PostgreSQL
             verb = "TRUNCATE" if conn.dialect.name == "postgresql" else "DELETE FROM"
             conn.execute(sa.text(f"{verb} {project_table(conn, t)}"))
         set_meta(conn, WATERMARK_KEY, None)
+        reached = beside.submit(read_all_reached, engine) if _second_core_reads(engine) else None
         source_max = _source_max(conn)
         with lines_indexed_afterwards(conn):
             _load_all_lines(conn, tz, result, progress)
         if source_max is not None and result.orders:
             _rollup(conn, "1 = 1")
-            _refresh_all_per_entity(conn, tz)
+            _refresh_all_per_entity(conn, tz, reached.result() if reached else None)
             set_meta(conn, WATERMARK_KEY, source_max.isoformat())
             result.lines = conn.execute(sa.text(
                 f"SELECT COUNT(*) FROM {project_table(conn, 'pulse_order_lines')}")).scalar_one()
@@ -229,6 +232,13 @@ def rebuild(engine: sa.Engine, tz: str, progress=lambda done, total: None) -> Et
         bump_data_version(conn)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _second_core_reads(engine: sa.Engine) -> bool:
+    """Whether the rebuild reads group goals on another connection while it writes: on a SQLite
+    file (another connection to an in-memory one is another database), where the rebuild holds
+    the only write lock from its first DELETE on. PostgreSQL would let sources change meanwhile."""
+    return sqlite_file.sqlite_path(engine.url.render_as_string(hide_password=False)) is not None
 
 
 def _load_all_lines(conn, tz: str, result: EtlResult, progress) -> None:
