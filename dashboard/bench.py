@@ -208,7 +208,7 @@ def _etl_rates(url: str, tz: str) -> dict:
     with engine.begin() as conn:
         newest = dt.datetime.fromisoformat(get_meta(conn, etl.WATERMARK_KEY))
         set_meta(conn, etl.WATERMARK_KEY, (newest - dt.timedelta(days=30)).isoformat())
-    replay = etl.run_once(engine, tz, catch_up_memory=True)  # as `etl --once` / `--follow` run it
+    replay = etl.run_once(engine, tz, own_process=True)  # as `etl --once` / `--follow` run it
     return {"etl_rows_per_s": round(full.rows_per_second), "etl_lines_per_s": round(full.lines / full.seconds),
             "etl_incremental_orders_per_s": round(replay.rows_per_second), "etl_incremental_orders": replay.orders}
 

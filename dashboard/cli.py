@@ -168,7 +168,7 @@ def cmd_etl(settings, args):
         from pipeline.follow import follow
         return follow(engine, settings, args.interval)
     bar = Progress("etl", 1.0)
-    run = etl.rebuild if args.rebuild else partial(etl.run_once, batch_rows=args.batch_rows, catch_up_memory=True)
+    run = etl.rebuild if args.rebuild else partial(etl.run_once, batch_rows=args.batch_rows, own_process=True)
     res = run(engine, settings.timezone, progress=lambda d, t: bar.update(d / max(t, 1), f"{d:,} orders"))
     bar.close()
     print(f"etl: {res.orders:,} orders, {res.lines:,} lines, {res.quarantined} quarantined, "

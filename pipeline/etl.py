@@ -167,13 +167,13 @@ def _refresh_all_per_entity(conn, tz: str, reached: list[tuple] | None = None) -
 
 
 def run_once(engine: sa.Engine, tz: str, overlap_seconds: float = 300, batch_rows: int = 50_000,
-             progress=lambda done, total: None, catch_up_memory: bool = False) -> EtlResult:
+             progress=lambda done, total: None, own_process: bool = False) -> EtlResult:
     """Process everything changed since the watermark, batch by batch (each batch commits).
 
-    catch_up_memory: an ETL process of its own (not the app) gives batches the rebuild's memory
-    when a whole batch or more is waiting: a 50K-order batch rewrites index pages all over the
-    order lines, which a 128 MB page cache keeps re-reading (scale 1 30-day replay: 6.9-7.1K ->
-    10.3-10.8K orders/s).
+    own_process: in an ETL process of its own (not the app's), batches get the rebuild's memory.
+    A large batch rewrites index pages all over the order lines, which the app's 128 MB page
+    cache keeps re-reading (SQLite scale 1, 30-day replay: 6.9-7.1K -> 10.3-10.8K orders/s); a
+    small one touches few pages, so its cache stays small.
     """
     result = EtlResult()
     started = time.perf_counter()
@@ -186,7 +186,7 @@ def run_once(engine: sa.Engine, tz: str, overlap_seconds: float = 300, batch_row
     if source_max is None or (wm is not None and wm >= source_max):
         return result
     overlap = dt.timedelta(seconds=overlap_seconds)
-    memory = batch_memory if catch_up_memory and todo >= batch_rows else lambda conn: nullcontext()
+    memory = batch_memory if own_process else lambda conn: nullcontext()
     while wm is None or wm < source_max:
         with engine.begin() as conn, memory(conn):
             hi = _batch_upper(conn, wm or EPOCH, batch_rows, source_max)

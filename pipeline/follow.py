@@ -105,7 +105,7 @@ def cycle(engine: sa.Engine, settings, stop: threading.Event, rules_path=None, d
             raise _Stop
 
     out: dict = {}
-    res = etl.run_once(engine, settings.timezone, progress=check, catch_up_memory=True)
+    res = etl.run_once(engine, settings.timezone, progress=check, own_process=True)
     out["etl_orders"] = res.orders
     sw = group_tracking.sweep(engine, settings.nearing_expiry_hours)
     out.update(nearing=sw.nearing, expired=sw.expired, refunds=sw.refunds)
