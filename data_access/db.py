@@ -38,7 +38,7 @@ def make_engine(url: str, statement_timeout_ms: int | None = None) -> sa.Engine:
             cur.execute("PRAGMA temp_store=MEMORY")
             # Debian builds SQLite with secure_delete on: every freed page and deleted row is
             # overwritten with zeros. Dropping the old order lines in a scale-10 rebuild wrote
-            # 2.7 GB and took 43 s (1 s without); the derived rows are copies of source rows.
+            # 2.7 GB and took 43 s (1-10 s without); the derived rows are copies of source rows.
             cur.execute("PRAGMA secure_delete=OFF")
             cur.close()
         return engine

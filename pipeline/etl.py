@@ -235,9 +235,10 @@ def rebuild(engine: sa.Engine, tz: str, progress=lambda done, total: None) -> Et
 
 
 def _second_core_reads(engine: sa.Engine) -> bool:
-    """Whether the rebuild reads group goals on another connection while it writes: on a SQLite
-    file (another connection to an in-memory one is another database), where the rebuild holds
-    the only write lock from its first DELETE on. PostgreSQL would let sources change meanwhile."""
+    """Whether the rebuild reads every group's reached time on another connection while it
+    writes: on a SQLite file (another connection to an in-memory one is another database), where
+    the rebuild holds the only write lock from its first DELETE on. PostgreSQL would let sources
+    change meanwhile."""
     return sqlite_file.sqlite_path(engine.url.render_as_string(hide_password=False)) is not None
 
 
@@ -258,4 +259,3 @@ def _load_all_lines(conn, tz: str, result: EtlResult, progress) -> None:
             {"c_lo": bind_ts(conn, lo), "c_hi": bind_ts(conn, hi)}, tz, orders_by_creation(conn))
         progress(int(total * (i + 1) / len(months) * 0.9), total)
     result.orders, result.batches = total, len(months)
-
