@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from data_access import sqlite_file
 from data_access.db import month_starts
 from data_access.dialect import bind_ts, local_date_sql, project_table, to_utc_naive
 from data_access.meta import bump_data_version, get_meta, set_meta
@@ -24,8 +22,8 @@ from pipeline.etl_derived import (analyze, analyze_temp, changed_orders, collect
                                   refresh_group_facts, refresh_user_months, temp_table)
 from pipeline.etl_lines import (GROUP_LINES_SQL, INDIVIDUAL_LINES_SQL, LINE_COLUMNS, QUARANTINE_SQL,
                                 orders_by_creation)
-from pipeline.etl_tuning import (batch_memory, group_facts_indexed_afterwards, lines_indexed_afterwards,
-                                 missing_line_indexes)
+from pipeline.etl_tuning import (batch_memory, beside_the_writer, group_facts_indexed_afterwards,
+                                 lines_indexed_afterwards, missing_line_indexes)
 
 WATERMARK_KEY = "etl_watermark"
 PER_ENTITY_KEY, PER_ENTITY_VERSION = "per_entity_tables", "1"  # bump when etl_derived's tables change
@@ -115,14 +113,25 @@ def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, in
     return n_orders, n_lines, n_bad, touched.scalar_one()
 
 
-def _validate_and_insert(conn, selected: str, params: dict, tz: str, orders: str = "orders o") -> int:
-    """Quarantine the selected orders that cannot be reported, insert lines for the others."""
-    lines, quarantine = project_table(conn, "pulse_order_lines"), project_table(conn, "pulse_quarantine")
+def _find_bad(conn, selected: str, params: dict) -> list[tuple[str, str]]:
+    """(order id, reason) of the selected orders that cannot be reported."""
     now = bind_ts(conn, dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
-    conn.execute(sa.text("DELETE FROM etl_bad"))
     only_bad = f"SELECT id, reason FROM ({QUARANTINE_SQL.format(selected=selected)}) q WHERE reason IS NOT NULL"
-    bad = [(str(r[0]), r[1]) for r in conn.execute(sa.text(only_bad),
-                                                    {**params, "future": now}) if r[1]]
+    return [(str(r[0]), r[1]) for r in conn.execute(sa.text(only_bad), {**params, "future": now}) if r[1]]
+
+
+def _read_bad(engine: sa.Engine, selected: str, params: dict) -> list[tuple[str, str]]:
+    with engine.connect() as conn:
+        return _find_bad(conn, selected, params)
+
+
+def _validate_and_insert(conn, selected: str, params: dict, tz: str, orders: str = "orders o",
+                         bad: list[tuple[str, str]] | None = None) -> int:
+    """Quarantine the selected orders that cannot be reported (`bad`, when already found),
+    insert lines for the others."""
+    lines, quarantine = project_table(conn, "pulse_order_lines"), project_table(conn, "pulse_quarantine")
+    conn.execute(sa.text("DELETE FROM etl_bad"))
+    bad = _find_bad(conn, selected, params) if bad is None else bad
     if bad:
         detected = bind_ts(conn, dt.datetime.now(dt.timezone.utc))
         conn.execute(sa.text(f"INSERT INTO {quarantine} (source_table, source_id, reason, detected_at) "
@@ -213,15 +222,18 @@ def rebuild(engine: sa.Engine, tz: str, progress=lambda done, total: None) -> Et
     """
     result = EtlResult()
     started = time.perf_counter()
-    with engine.begin() as conn, batch_memory(conn), ThreadPoolExecutor(1) as beside:
+    with engine.begin() as conn, batch_memory(conn), beside_the_writer(engine) as beside:
         for t in DERIVED[1:]:  # all but the lines, recreated below; TRUNCATE is transactional on PostgreSQL
             verb = "TRUNCATE" if conn.dialect.name == "postgresql" else "DELETE FROM"
             conn.execute(sa.text(f"{verb} {project_table(conn, t)}"))
         set_meta(conn, WATERMARK_KEY, None)
-        reached = beside.submit(read_all_reached, engine) if _second_core_reads(engine) else None
         source_max = _source_max(conn)
+        months = _creation_months(conn)
+        # Validation reads each month ahead of the writer, then every group's reached time.
+        bad = [beside.submit(_read_bad, engine, BY_CREATION, m) for m in months] if beside else None
+        reached = beside.submit(read_all_reached, engine) if beside else None
         with lines_indexed_afterwards(conn):
-            _load_all_lines(conn, tz, result, progress)
+            _load_all_lines(conn, tz, result, progress, months, bad)
         if source_max is not None and result.orders:
             _rollup(conn, "1 = 1")
             _refresh_all_per_entity(conn, tz, reached.result() if reached else None)
@@ -234,28 +246,28 @@ def rebuild(engine: sa.Engine, tz: str, progress=lambda done, total: None) -> Et
     return result
 
 
-def _second_core_reads(engine: sa.Engine) -> bool:
-    """Whether the rebuild reads every group's reached time on another connection while it
-    writes: on a SQLite file (another connection to an in-memory one is another database), where
-    the rebuild holds the only write lock from its first DELETE on. PostgreSQL would let sources
-    change meanwhile."""
-    return sqlite_file.sqlite_path(engine.url.render_as_string(hide_password=False)) is not None
+BY_CREATION = "o.created_at >= :c_lo AND o.created_at < :c_hi"
 
 
-def _load_all_lines(conn, tz: str, result: EtlResult, progress) -> None:
-    """Every order's lines, month by month of creation (bounded memory per statement)."""
+def _creation_months(conn) -> list[dict]:
+    """BY_CREATION's bounds for each month of order creation, oldest first (none without orders)."""
     first, last = conn.execute(sa.text("SELECT MIN(created_at), MAX(created_at) FROM orders")).one()
     if first is None:
+        return []
+    months = month_starts(_parse_ts(first), _parse_ts(last))
+    bounds = [EPOCH] + [dt.datetime.combine(m, dt.time()) for m in months[1:]] + [dt.datetime(9999, 1, 1)]
+    return [{"c_lo": bind_ts(conn, lo), "c_hi": bind_ts(conn, hi)} for lo, hi in zip(bounds, bounds[1:])]
+
+
+def _load_all_lines(conn, tz: str, result: EtlResult, progress, months: list[dict], bad: list | None) -> None:
+    """Every order's lines, month by month of creation (bounded memory per statement); `bad`:
+    each month's invalid orders as futures, when read on a second connection."""
+    if not months:
         return
     temp_table(conn, "etl_bad", f"order_id {id_ts(conn)[0]} PRIMARY KEY")
     total = conn.execute(sa.text("SELECT COUNT(*) FROM orders")).scalar_one()
-    months = month_starts(_parse_ts(first), _parse_ts(last))
     for i, month in enumerate(months):
-        nxt = months[i + 1] if i + 1 < len(months) else None
-        lo = dt.datetime.combine(month, dt.time()) if i else EPOCH
-        hi = dt.datetime.combine(nxt, dt.time()) if nxt else dt.datetime(9999, 1, 1)
-        result.quarantined += _validate_and_insert(
-            conn, "o.created_at >= :c_lo AND o.created_at < :c_hi",
-            {"c_lo": bind_ts(conn, lo), "c_hi": bind_ts(conn, hi)}, tz, orders_by_creation(conn))
+        result.quarantined += _validate_and_insert(conn, BY_CREATION, month, tz, orders_by_creation(conn),
+                                                   bad[i].result() if bad else None)
         progress(int(total * (i + 1) / len(months) * 0.9), total)
     result.orders, result.batches = total, len(months)

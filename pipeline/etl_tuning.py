@@ -1,10 +1,12 @@
 """How a full ETL rebuild is made fast: memory for whole-history sorts, indexes built once."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import sqlalchemy as sa
 
+from data_access import sqlite_file
 from data_access.project_tables import group_facts, order_lines
 
 
@@ -61,3 +63,20 @@ def group_facts_indexed_afterwards(conn):
     yield
     for index in group_facts.indexes:
         index.create(conn)
+
+
+@contextmanager
+def beside_the_writer(engine: sa.Engine):
+    """A worker reading on a second connection while a rebuild writes, so it uses the second
+    core: on a SQLite file, where the rebuild holds the only write lock from its first DELETE on,
+    so sources cannot change under those reads (another connection to an in-memory database is
+    another database; PostgreSQL would let sources change). None elsewhere. Reads still queued
+    when the rebuild fails are dropped."""
+    if sqlite_file.sqlite_path(engine.url.render_as_string(hide_password=False)) is None:
+        yield None
+        return
+    pool = ThreadPoolExecutor(1)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
