@@ -31,6 +31,7 @@ PER_ENTITY_KEY, PER_ENTITY_VERSION = "per_entity_tables", "1"  # bump when etl_d
 DERIVED = ("pulse_order_lines", "pulse_daily_sales", "pulse_quarantine", "pulse_group_facts", "pulse_user_months",
            "pulse_user_vendor_months")
 EPOCH = dt.datetime(1970, 1, 1)
+BY_CREATION = "o.created_at >= :c_lo AND o.created_at < :c_hi"  # a rebuild's month of orders
 
 
 @dataclass
@@ -244,9 +245,6 @@ def rebuild(engine: sa.Engine, tz: str, progress=lambda done, total: None) -> Et
         bump_data_version(conn)
     result.seconds = time.perf_counter() - started
     return result
-
-
-BY_CREATION = "o.created_at >= :c_lo AND o.created_at < :c_hi"
 
 
 def _creation_months(conn) -> list[dict]:
