@@ -1,4 +1,5 @@
-"""How a full ETL rebuild is made fast: memory for whole-history sorts, indexes built once."""
+"""How the ETL is made fast: memory for whole-history sorts and large batches, indexes built once,
+reads on a second connection beside a SQLite rebuild."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -12,9 +13,10 @@ from data_access.project_tables import group_facts, order_lines
 
 @contextmanager
 def batch_memory(conn):
-    """Sort and aggregate a whole history in memory: the dashboard's per-query memory settings
-    would spill the rebuild's index builds and per-user aggregates to disk at scale 10."""
-    if conn.dialect.name == "postgresql":  # SET LOCAL: until the rebuild's transaction ends
+    """Sort and aggregate a whole history (a rebuild) or a large batch (an ETL process's
+    run_once) in memory: the dashboard's per-query memory settings would spill index builds and
+    per-user aggregates to disk at scale 10, and re-read index pages a batch rewrites."""
+    if conn.dialect.name == "postgresql":  # SET LOCAL: until the transaction ends
         conn.execute(sa.text("SET LOCAL work_mem = '256MB'"))
         conn.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
         yield
