@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--follow", action="store_true")
     mode.add_argument("--rebuild", action="store_true")
     e.add_argument("--interval", type=_positive(float), default=10.0, help="poll seconds (--follow)")
-    e.add_argument("--batch-rows", type=_positive(int), default=50_000, help="orders per committed batch (--once)")
+    e.add_argument("--batch-rows", type=_positive(int), default=None,
+                   help="orders per committed batch (--once; default 250,000)")
     r = sub.add_parser("run", help="serve the dashboard (development server)")
     r.add_argument("--host", default="127.0.0.1")
     r.add_argument("--port", type=int, default=8050)
