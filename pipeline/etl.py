@@ -88,8 +88,10 @@ UNION SELECT o.id, o.created_at FROM personal_cart_items i JOIN orders o ON o.pe
       WHERE i.updated_at > :lo AND i.updated_at <= :hi
 """
 
-def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, int, int, int]:
-    """(changed orders, their lines, quarantined, touched groups + user months) of one batch."""
+def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str,
+               lines_written=lambda n_orders: None) -> tuple[int, int, int, int]:
+    """(changed orders, their lines, quarantined, touched groups + user months) of one batch;
+    `lines_written` hears when its lines are written, about half of its work."""
     lines, rollup, quarantine = (project_table(conn, t) for t in
                                  ("pulse_order_lines", "pulse_daily_sales", "pulse_quarantine"))
     ids, ts = id_ts(conn)
@@ -110,6 +112,7 @@ def _run_batch(conn, lo: dt.datetime, hi: dt.datetime, tz: str) -> tuple[int, in
     conn.execute(sa.text(f"DELETE FROM {quarantine} WHERE source_table = 'orders' AND source_id IN "
                          f"(SELECT order_id{cast} FROM etl_changed)"))
     n_bad = _validate_and_insert(conn, changed_orders(conn), {"since": lo_hi["since"]}, tz)
+    lines_written(n_orders)
     collect_touched(conn, lo_hi, before_lines=False, tz=tz)
     conn.execute(sa.text(f"DELETE FROM {rollup} WHERE local_day IN (SELECT day FROM etl_days)"))
     _rollup(conn, "local_day IN (SELECT day FROM etl_days)")
@@ -209,7 +212,8 @@ def run_once(engine: sa.Engine, tz: str, overlap_seconds: float = 300, batch_row
         with engine.begin() as conn, memory(conn):
             hi = _batch_upper(conn, wm or EPOCH, batch_rows, source_max)
             lo = (wm - overlap) if wm is not None else EPOCH
-            n_orders, n_lines, n_bad, touched = _run_batch(conn, lo, hi, tz)
+            n_orders, n_lines, n_bad, touched = _run_batch(
+                conn, lo, hi, tz, lambda n: progress(min(result.orders + n // 2, todo), todo))
             set_meta(conn, WATERMARK_KEY, hi.isoformat())
             if n_orders or touched:
                 bump_data_version(conn)
